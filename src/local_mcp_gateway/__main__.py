@@ -1,0 +1,3 @@
+from local_mcp_gateway.cli import entrypoint
+
+entrypoint()
