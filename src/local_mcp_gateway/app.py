@@ -1,0 +1,93 @@
+"""The HTTP face of the gateway: an ASGI dispatcher in front of a Quart app.
+
+`/mcp/<slug>` (and `/mcp` for the default profile) go straight to that profile's Streamable HTTP session
+manager, which is plain ASGI; everything else (`/healthz`, `/readyz`, `/status`, `/oauth/callback`) is served by
+Quart. The slug is taken from the raw path, so encoded slashes or dots never select another profile.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+from quart import Quart, Response
+
+if TYPE_CHECKING:
+    from local_mcp_gateway.gateway import Gateway
+
+__all__ = ["GatewayASGI", "create_app"]
+
+SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+MCP_PREFIX = b"/mcp"
+
+
+def create_app(gateway: Gateway) -> Quart:
+    """The Quart app serving health, readiness, status and the OAuth callback."""
+    app = Quart("local_mcp_gateway")
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        return _json({"status": "ok"})
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        ready = gateway.ready
+        return _json({"ready": ready, "generation": gateway.generation}, 200 if ready else 503)
+
+    @app.get("/status")
+    async def status() -> Response:
+        return _json(gateway.status())
+
+    return app
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body, indent=2, sort_keys=True) + "\n", status=status, mimetype="application/json")
+
+
+class GatewayASGI:
+    """Routes `/mcp...` to the profiles and everything else to the Quart app."""
+
+    def __init__(self, gateway: Gateway, app: Quart) -> None:
+        self.gateway = gateway
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            raw = scope.get("raw_path") or scope["path"].encode()
+            path = raw.split(b"?", 1)[0]
+            if path == MCP_PREFIX or path.startswith(MCP_PREFIX + b"/"):
+                await self._mcp(path, scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    async def _mcp(self, path: bytes, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        rest = path[len(MCP_PREFIX) :].strip(b"/")
+        if not rest:
+            slug = self.gateway.default_profile
+        else:
+            try:
+                slug = rest.decode("ascii")
+            except UnicodeDecodeError:
+                slug = None
+            if slug is not None and not SLUG_PATTERN.fullmatch(slug):
+                slug = None
+        profile = self.gateway.profiles.get(slug) if slug else None
+        if profile is None:
+            await _plain(send, 404, {"error": "not_found", "message": "no such profile"})
+            return
+        await self.gateway.guard(profile, scope, receive, send)
+
+
+async def _plain(send: Any, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+            + (headers or []),
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,193 @@
+"""The gateway at run time: configuration generations, the served profiles, status, and serving over HTTP.
+
+Load, then validate, then build, then swap: a generation (snapshot + resolved servers) is built completely
+before it becomes current. `serve()` runs the profiles and Hypercorn in one task group and stops them cleanly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+from mcp.server.transport_security import TransportSecuritySettings
+
+from local_mcp_gateway.app import GatewayASGI, create_app
+from local_mcp_gateway.config.load import load_snapshot
+from local_mcp_gateway.config.resolve import resolve_profile
+from local_mcp_gateway.config.snapshot import Snapshot
+from local_mcp_gateway.errors import ConfigError, GatewayError
+from local_mcp_gateway.profile import Profile, ProfileOptions
+from local_mcp_gateway.secrets import SecretStore, require_identity
+from local_mcp_gateway.settings import EnvSettings
+
+__all__ = ["Gateway", "Generation", "build_generation", "serve"]
+
+logger = logging.getLogger(__name__)
+
+STARTUP_SETTLE = 30.0
+"""Longest wait at startup for upstreams to come up before the gateway reports ready anyway."""
+
+SHUTDOWN_GRACE = 10.0
+"""Seconds Hypercorn gives open requests to finish on SIGINT/SIGTERM."""
+
+LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One loaded and resolved configuration: everything needed to build the profiles."""
+
+    number: int
+    snapshot: Snapshot
+    servers: Mapping[str, tuple[Any, ...]]
+    loaded_at: str
+
+
+def build_generation(config_path: Path, settings: EnvSettings, number: int) -> Generation:
+    """Load, validate and resolve the configuration (secrets decrypted); raise `GatewayError` if anything fails."""
+    snapshot = load_snapshot(config_path, environ=os.environ)
+    identity = require_identity(settings, snapshot)
+    store = SecretStore(snapshot.secrets_dir, identity)
+    servers = {
+        slug: resolve_profile(spec, secret=store.reveal_lookup, env=os.environ)
+        for slug, spec in snapshot.profiles.items()
+    }
+    return Generation(number, snapshot, servers, datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+def profile_options(snapshot: Snapshot) -> ProfileOptions:
+    security = snapshot.gateway.security
+    return ProfileOptions(
+        security=TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=list(security.allowed_hosts),
+            allowed_origins=[*security.cors_origins, *LOOPBACK_ORIGINS],
+        ),
+        max_request_bytes=security.max_request_bytes,
+    )
+
+
+class Gateway:
+    """The running gateway: the current generation and its profiles."""
+
+    def __init__(self, config_path: Path, settings: EnvSettings | None = None) -> None:
+        self.config_path = config_path
+        self.settings = settings or EnvSettings()
+        self.generation_info: Generation | None = None
+        self.profiles: dict[str, Profile] = {}
+        self.ready = False
+        self.last_reload_error: dict[str, Any] | None = None
+        self._tg: TaskGroup | None = None
+
+    @property
+    def generation(self) -> int:
+        return self.generation_info.number if self.generation_info else 0
+
+    @property
+    def default_profile(self) -> str | None:
+        return self.generation_info.snapshot.gateway.default_profile if self.generation_info else None
+
+    def load_first(self) -> Generation:
+        """Build generation 1; raises `GatewayError` (the caller reports it and exits 1)."""
+        generation = build_generation(self.config_path, self.settings, 1)
+        self.generation_info = generation
+        return generation
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Serve the current generation's profiles until cancelled."""
+        generation = self.generation_info or self.load_first()
+        options = profile_options(generation.snapshot)
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            for slug, servers in generation.servers.items():
+                spec = generation.snapshot.profiles[slug]
+                profile = Profile(slug, servers, options, description=spec.description)
+                await tg.start(profile.run)
+                self.profiles[slug] = profile
+            with anyio.move_on_after(STARTUP_SETTLE):
+                for profile in self.profiles.values():
+                    await profile.wait_settled(STARTUP_SETTLE)
+            self.ready = True
+            logger.info(
+                "generation %d serving %d profiles: %s",
+                generation.number,
+                len(self.profiles),
+                ", ".join(sorted(self.profiles)) or "none",
+            )
+            task_status.started()
+            try:
+                await anyio.sleep_forever()
+            finally:
+                self.ready = False
+                for profile in self.profiles.values():
+                    profile.stop()
+
+    async def guard(self, profile: Profile, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Inbound checks in front of a profile's MCP endpoint, then the endpoint itself."""
+        await profile.handle(scope, receive, send)
+
+    def status(self) -> dict[str, Any]:
+        info = self.generation_info
+        return {
+            "generation": self.generation,
+            "config_digest": info.snapshot.digest if info else None,
+            "loaded_at": info.loaded_at if info else None,
+            "last_reload_error": self.last_reload_error,
+            "ready": self.ready,
+            "default_profile": self.default_profile,
+            "profiles": {slug: profile.status() for slug, profile in sorted(self.profiles.items())},
+        }
+
+
+async def serve(
+    gateway: Gateway,
+    *,
+    host: str,
+    port: int,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+    shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
+    on_listening: Callable[[str], None] | None = None,
+) -> None:
+    """Run the gateway and Hypercorn until `shutdown_trigger` returns (default: SIGINT or SIGTERM)."""
+    from hypercorn.asyncio import serve as hypercorn_serve
+    from hypercorn.config import Config
+
+    config = Config()
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.graceful_timeout = SHUTDOWN_GRACE
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    if certfile and keyfile:
+        config.certfile = certfile
+        config.keyfile = keyfile
+    app = GatewayASGI(gateway, create_app(gateway))
+    trigger = shutdown_trigger or _signal_trigger(gateway)
+    async with anyio.create_task_group() as tg:
+        await tg.start(gateway.run)
+        if on_listening is not None:
+            scheme = "https" if certfile else "http"
+            on_listening(f"{scheme}://{host}:{port}")
+        await hypercorn_serve(app, config, shutdown_trigger=trigger)  # type: ignore[arg-type]
+        tg.cancel_scope.cancel()
+
+
+def _signal_trigger(gateway: Gateway) -> Callable[[], Awaitable[None]]:
+    async def wait_for_stop() -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+            async for signum in signals:
+                if signum == signal.SIGHUP:
+                    logger.info("SIGHUP received: reloading the configuration")
+                    continue
+                logger.info("%s received: stopping", signal.Signals(signum).name)
+                return
+
+    return wait_for_stop

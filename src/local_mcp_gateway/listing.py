@@ -1,0 +1,46 @@
+"""`tools PROFILE`: connect to a profile's servers the way the gateway does and list what clients will see."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from local_mcp_gateway.errors import ConfigError, ConfigIssue
+from local_mcp_gateway.gateway import build_generation, profile_options
+from local_mcp_gateway.profile import Profile
+from local_mcp_gateway.settings import EnvSettings
+
+__all__ = ["list_profile_tools"]
+
+CONNECT_WAIT = 60.0
+"""Longest wait for the profile's servers to come up."""
+
+
+async def list_profile_tools(config_path: Path, slug: str, settings: EnvSettings) -> list[dict[str, Any]]:
+    """Rows `{name, server, description}` of the tools the profile offers, in the order clients see them."""
+    generation = build_generation(config_path, settings, 0)
+    if slug not in generation.servers:
+        known = ", ".join(sorted(generation.servers)) or "none"
+        raise ConfigError(ConfigIssue(config_path, f"no profile {slug!r} (profiles: {known})"))
+    spec = generation.snapshot.profiles[slug]
+    profile = Profile(slug, generation.servers[slug], profile_options(generation.snapshot), description=spec.description)
+    async with anyio.create_task_group() as tg:
+        await tg.start(profile.run)
+        await profile.wait_settled(CONNECT_WAIT)
+        rows = [
+            {
+                "name": tool.name,
+                "server": profile.catalog.tool_routes[tool.name].server,
+                "upstream_name": profile.catalog.tool_routes[tool.name].upstream_name,
+                "description": (tool.description or "").strip().splitlines()[0] if tool.description else "",
+            }
+            for tool in profile.catalog.tools
+        ]
+        status = profile.status()
+        for name, server in status["servers"].items():
+            if server.get("state") not in ("ready", "disabled", "per_session"):
+                rows.append({"name": f"({name}: {server.get('state')})", "server": name, "description": server.get("error") or ""})
+        profile.stop()
+    return rows

@@ -1,0 +1,98 @@
+"""Open the message streams towards one upstream server, whatever its kind.
+
+Each transport is an async context manager yielding `(read, write)` streams for an `mcp.ClientSession`:
+stdio (a child process, see `stdio.py`), Streamable HTTP, legacy HTTP+SSE, or in-process (`module`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx2
+from mcp.client._memory import InMemoryTransport
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.server import Server
+from mcp.server.mcpserver import MCPServer
+
+from local_mcp_gateway.errors import UpstreamError
+from local_mcp_gateway.upstream.stdio import StdioProcess, stdio_transport
+
+__all__ = ["HTTP_CONNECT_TIMEOUT", "load_module_server", "open_transport"]
+
+HTTP_CONNECT_TIMEOUT = 10.0
+"""Seconds to open a TCP/TLS connection to a remote server."""
+
+HTTP_STREAM_READ_TIMEOUT = 300.0
+"""Seconds an open response stream may stay silent (SSE streams idle between events)."""
+
+
+def load_module_server(spec: str) -> Server[Any]:
+    """Import `package.module:attribute` and return the low-level MCP server it names."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise UpstreamError(f"module {spec!r} must read 'package.module:attribute'")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise UpstreamError(f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from exc
+    try:
+        obj: Any = module
+        for part in attribute.split("."):
+            obj = getattr(obj, part)
+    except AttributeError as exc:
+        raise UpstreamError(f"{module_name!r} has no attribute {attribute!r}") from exc
+    if callable(obj) and not isinstance(obj, (Server, MCPServer)):
+        obj = obj()
+    if isinstance(obj, MCPServer):
+        return obj._lowlevel_server  # the SDK keeps the low-level server private
+    if isinstance(obj, Server):
+        return obj
+    raise UpstreamError(f"{spec!r} is a {type(obj).__name__}, not an MCP server (mcp.server.Server or MCPServer)")
+
+
+def http_client(headers: dict[str, str], auth: httpx2.Auth | None = None) -> httpx2.AsyncClient:
+    """An httpx2 client for one remote server, with its configured headers."""
+    timeout = httpx2.Timeout(HTTP_CONNECT_TIMEOUT, read=HTTP_STREAM_READ_TIMEOUT)
+    return httpx2.AsyncClient(headers=headers, timeout=timeout, auth=auth)
+
+
+@asynccontextmanager
+async def open_transport(
+    server: Any, *, process: StdioProcess | None = None, auth: httpx2.Auth | None = None
+) -> AsyncIterator[tuple[Any, Any]]:
+    """Yield `(read, write)` for `server` (a resolved server setting)."""
+    if server.kind == "stdio":
+        async with stdio_transport(
+            server.command,
+            list(server.args),
+            dict(server.env),
+            server.cwd,
+            label=f"{server.profile}.{server.name}",
+            info=process,
+        ) as streams:
+            yield streams
+    elif server.kind == "remote":
+        headers = dict(server.headers)
+        if server.transport == "sse":
+            async with sse_client(
+                server.url,
+                headers=headers,
+                timeout=HTTP_CONNECT_TIMEOUT,
+                sse_read_timeout=HTTP_STREAM_READ_TIMEOUT,
+                auth=auth,
+            ) as streams:
+                yield streams
+        else:
+            async with http_client(headers, auth) as client, streamable_http_client(
+                server.url, http_client=client
+            ) as streams:
+                yield streams
+    elif server.kind == "inprocess":
+        async with InMemoryTransport(load_module_server(server.module)) as streams:
+            yield streams
+    else:  # pragma: no cover - the config models admit no other kind
+        raise UpstreamError(f"unknown server kind {server.kind!r}")
