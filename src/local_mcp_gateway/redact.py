@@ -47,7 +47,7 @@ _SENSITIVE_WORDS = r"authorization|cookie|token|secret|passw(?:or)?d|passphrase|
 _SENSITIVE_NAME = re.compile(rf"(?i)(?:{_SENSITIVE_WORDS})")
 
 _AGE_IDENTITY = re.compile(r"AGE-SECRET-KEY-1[0-9A-Za-z]+")
-_AUTH_SCHEME = re.compile(r"(?i)\b(Bearer|Basic|Token)(\s+)([A-Za-z0-9._~+/=\-]+)")
+_AUTH_SCHEME = re.compile(r"(?i)\b(Bearer)(\s+)([A-Za-z0-9._~+/=\-]+)|\b(Basic)(\s+)([A-Za-z0-9+/]{6,}={0,2})")
 # `Authorization: <anything up to the end of the line or a quote>`: the whole header value goes.
 _HEADER_LINE = re.compile(
     r"(?im)\b((?:proxy-)?authorization|set-cookie|cookie)(\"?'?\s*[:=]\s*\"?'?)(?!\*{10})([^\r\n\"']+)"
@@ -148,7 +148,7 @@ class Redactor:
             text = pattern.sub(MASK, text)
         text = _AGE_IDENTITY.sub(MASK, text)
         text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{MASK}{m.group(3)}", text)
-        text = _AUTH_SCHEME.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+        text = _AUTH_SCHEME.sub(lambda m: f"{m.group(1) or m.group(4)}{m.group(2) or m.group(5)}{MASK}", text)
         text = _HEADER_LINE.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
         return _KEY_VALUE.sub(lambda m: f"{m.group(1)}{m.group(2)}{_mask_quoted(m.group(3))}", text)
 
