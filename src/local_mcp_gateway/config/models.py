@@ -1,0 +1,305 @@
+"""Pydantic models of `gateway.yaml` and `profiles/<slug>.yaml`: the single source of truth.
+
+Field docstrings become the descriptions in the generated JSON Schemas (`schemas/*.json`), which
+editors use for completion and CI uses for checks. Unknown keys are errors everywhere. Checks that
+need more than one file (catalog references, secret files, names) live in `validate.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
+
+from local_mcp_gateway.config.template import Template
+
+__all__ = [
+    "AGE_RECIPIENT_PATTERN",
+    "MODULE_PATTERN",
+    "OVERRIDABLE_FIELDS",
+    "PREFIX_PATTERN",
+    "GatewayConfig",
+    "ListenConfig",
+    "LoggingConfig",
+    "OAuthConfig",
+    "ProfileConfig",
+    "ProfileServerEntry",
+    "RateLimitConfig",
+    "SecretsConfig",
+    "SecurityConfig",
+    "ServerConfig",
+    "ServerKind",
+    "TlsConfig",
+    "ToolOverride",
+    "ToolsConfig",
+    "TrafficLogConfig",
+]
+
+AGE_RECIPIENT_PATTERN = r"^age1[02-9ac-hj-np-z]{58}$"
+"""An X25519 age recipient: `age1` and 58 bech32 characters."""
+
+MODULE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+"""`package.module:attribute` (the attribute may be dotted)."""
+
+PREFIX_PATTERN = r"^[A-Za-z0-9_-]{0,52}$"
+"""A prefix short enough that `prefix__name` still leaves room for a readable name within 64 characters."""
+
+DEFAULT_TIMEOUT_SECONDS = 60.0
+DEFAULT_PORT = 8080
+DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
+DEFAULT_REQUESTS_PER_MINUTE = 100
+DEFAULT_TRAFFIC_ENTRIES = 1000
+
+ServerKind = Literal["stdio", "remote", "inprocess"]
+
+OVERRIDABLE_FIELDS = ("prefix", "enabled", "timeout_seconds", "isolation", "tools")
+"""What a profile may change on a catalog server it refers to."""
+
+Glob = Annotated[str, StringConstraints(min_length=1)]
+Module = Annotated[str, StringConstraints(pattern=MODULE_PATTERN)]
+Prefix = Annotated[str, StringConstraints(pattern=PREFIX_PATTERN)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid", frozen=True)
+
+
+class ToolOverride(_Model):
+    """How one upstream tool is presented to clients."""
+
+    name: Annotated[str, StringConstraints(min_length=1)] | None = None
+    """Name shown to clients instead of the upstream name (the server's prefix is still added)."""
+    description: str | None = None
+    """Description shown to clients instead of the upstream one."""
+    input_schema: dict[str, Any] | None = None
+    """JSON Schema of the arguments shown to clients instead of the upstream one."""
+
+
+class ToolsConfig(_Model):
+    """Which upstream tools clients see, and how."""
+
+    include: list[Glob] = ["*"]
+    """Globs (fnmatch, case-sensitive) of upstream tool names to expose; default: all."""
+    exclude: list[Glob] = []
+    """Globs of upstream tool names to hide, applied after `include`."""
+    overrides: dict[str, ToolOverride] = {}
+    """Per upstream tool name: a new name, description or input schema."""
+
+
+class OAuthConfig(_Model):
+    """The gateway acts as an OAuth 2.1 client for this remote server (discovery, PKCE, refresh)."""
+
+    scopes: list[str] = []
+    """Scopes to request; empty: what the authorization server offers by default."""
+    client_id: str | None = None
+    """A pre-registered client id; without one the gateway registers itself dynamically (RFC 7591)."""
+    client_secret: Template | None = None
+    """Secret of a pre-registered confidential client; write it as `${secret:NAME}`."""
+    client_name: str | None = None
+    """Name shown on the authorization server's consent page when registering dynamically."""
+
+
+class _ServerFields(_Model):
+    command: Template | None = None
+    """stdio: the program to start (looked up on PATH), e.g. `npx` or `python`."""
+    args: list[Template] = []
+    """stdio: its arguments."""
+    env: dict[str, Template] = {}
+    """stdio: environment variables for the child, added to a small allow-list (PATH, HOME, ...); the gateway's own environment is never passed on."""
+    cwd: str | None = None
+    """stdio: working directory, relative to the folder of gateway.yaml."""
+    url: Template | None = None
+    """remote: the server's MCP endpoint, `https://...`."""
+    transport: Literal["streamable-http", "sse"] = "streamable-http"
+    """remote: `streamable-http` (current) or `sse` (legacy HTTP+SSE)."""
+    headers: dict[str, Template] = {}
+    """remote: HTTP headers sent with every request, e.g. `Authorization: "Bearer ${secret:token}"`."""
+    oauth: OAuthConfig | None = None
+    """remote: log in with OAuth (see `local-mcp-gateway auth login SERVER`)."""
+    module: Module | None = None
+    """in-process: `package.module:attribute`, an MCP server object of the `mcp` SDK loaded into the gateway (trusted code only)."""
+    description: str | None = None
+    """Shown in /status and exports."""
+    enabled: bool = True
+    """`false` keeps the server in the configuration but does not start it."""
+    prefix: Prefix | None = None
+    """Namespace of tool and prompt names (`prefix__name`); default: the server's key; `""`: no prefix."""
+    timeout_seconds: float = Field(default=DEFAULT_TIMEOUT_SECONDS, gt=0)
+    """Longest time one request to this server may take."""
+    isolation: Literal["shared", "per_session"] = "shared"
+    """`shared`: one upstream connection for all clients; `per_session`: one per client session."""
+    tools: ToolsConfig = ToolsConfig()
+    """Which tools clients see, and overrides of their names, descriptions and schemas."""
+    coerce_arguments: bool = True
+    """Convert string arguments to the number, boolean, array or object the tool's schema asks for."""
+
+    def _given_kinds(self) -> list[str]:
+        return [key for key in ("command", "url", "module") if getattr(self, key) is not None]
+
+    @property
+    def kind(self) -> ServerKind:
+        """`stdio` (command), `remote` (url) or `inprocess` (module)."""
+        if self.command is not None:
+            return "stdio"
+        if self.url is not None:
+            return "remote"
+        return "inprocess"
+
+
+class ServerConfig(_ServerFields):
+    """One MCP server: exactly one of `command` (stdio), `url` (remote) or `module` (in-process)."""
+
+    @model_validator(mode="after")
+    def _exactly_one_kind(self) -> ServerConfig:
+        given = self._given_kinds()
+        if not given:
+            raise ValueError("a server needs one of command (stdio), url (remote) or module (in-process)")
+        if len(given) > 1:
+            raise ValueError(f"a server has exactly one of command, url or module; remove all but one of {', '.join(given)}")
+        return self
+
+
+class ProfileServerEntry(_ServerFields):
+    """A server in a profile: a catalog server by its key (optionally overriding prefix, enabled, timeout_seconds, isolation and tools), or an inline server with its own command, url or module."""
+
+    @model_validator(mode="after")
+    def _at_most_one_kind(self) -> ProfileServerEntry:
+        given = self._given_kinds()
+        if len(given) > 1:
+            raise ValueError(f"a server has exactly one of command, url or module; remove all but one of {', '.join(given)}")
+        return self
+
+    @property
+    def is_reference(self) -> bool:
+        """True when the entry names a catalog server (it has no command, url or module)."""
+        return not self._given_kinds()
+
+    def overrides(self) -> dict[str, Any]:
+        """The overridable settings this entry gives explicitly."""
+        return {key: getattr(self, key) for key in OVERRIDABLE_FIELDS if key in self.model_fields_set}
+
+    def to_server(self) -> ServerConfig:
+        """This entry as a full server (for inline entries)."""
+        return ServerConfig.model_validate(self.model_dump(exclude_unset=True, mode="python"))
+
+
+def _empty_when_null(value: Any) -> Any:
+    """`github:` with nothing after it refers to the catalog server as it is, like `github: {}`."""
+    return {} if value is None else value
+
+
+class ProfileConfig(_Model):
+    """profiles/<slug>.yaml: one profile, served at /mcp/<slug>."""
+
+    description: str | None = None
+    """What this profile is for; shown in /status."""
+    servers: dict[str, Annotated[ProfileServerEntry, BeforeValidator(_empty_when_null, json_schema_input_type=ProfileServerEntry | None)]] = {}
+    """Servers of this profile, in order (the first wins a name clash): catalog references or inline servers."""
+    api_keys: list[Template] = []
+    """If any: clients must send `Authorization: Bearer <key>` with one of these (or a gateway-wide key). Write them as `${secret:NAME}`."""
+
+
+class ListenConfig(_Model):
+    """Where the gateway listens."""
+
+    host: str = "127.0.0.1"
+    """Address to bind; keep 127.0.0.1 unless the gateway sits behind a proxy."""
+    port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
+    """TCP port (0: any free port)."""
+
+
+class SecretsConfig(_Model):
+    """Who can decrypt `secrets/*.age`."""
+
+    recipients: list[Annotated[str, StringConstraints(pattern=AGE_RECIPIENT_PATTERN)]] = []
+    """age public keys (`age1...`) that `secret set` encrypts to; no private key is needed to add a secret."""
+
+
+class RateLimitConfig(_Model):
+    """Requests per client address per profile."""
+
+    requests_per_minute: int = Field(default=DEFAULT_REQUESTS_PER_MINUTE, ge=0)
+    """Allowed requests per minute; 0 turns the limit off."""
+    include_loopback: bool = False
+    """Also limit clients on 127.0.0.1/::1 (local agents are exempt by default)."""
+
+
+class TlsConfig(_Model):
+    """Serve HTTPS directly (both files, or neither)."""
+
+    certfile: str | None = None
+    """PEM certificate chain, relative to the folder of gateway.yaml."""
+    keyfile: str | None = None
+    """PEM private key, relative to the folder of gateway.yaml."""
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> TlsConfig:
+        if (self.certfile is None) != (self.keyfile is None):
+            raise ValueError("give both certfile and keyfile to serve HTTPS, or neither")
+        return self
+
+
+class SecurityConfig(_Model):
+    """Protection of the /mcp endpoints."""
+
+    allowed_hosts: list[Glob] = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+    """Host header values accepted (globs); others get 421. Guards against DNS rebinding."""
+    cors_origins: list[Annotated[str, StringConstraints(pattern=r"^https?://[^/\s]+$")]] = []
+    """Exact browser origins (`https://app.example`) allowed cross-origin; empty: no CORS headers."""
+    rate_limit: RateLimitConfig = RateLimitConfig()
+    """Requests per minute per client address per profile."""
+    max_request_bytes: int = Field(default=DEFAULT_MAX_REQUEST_BYTES, gt=0)
+    """Largest request body accepted; larger ones get 413."""
+    api_keys: list[Template] = []
+    """Keys accepted on every profile as `Authorization: Bearer <key>`. Write them as `${secret:NAME}`."""
+    allowed_commands: list[Glob] = []
+    """If any: stdio commands (as written, or their basename) must match one of these globs."""
+    tls: TlsConfig = TlsConfig()
+    """Certificate and key to serve HTTPS directly."""
+
+
+class TrafficLogConfig(_Model):
+    """A redacted in-memory log of MCP requests and responses."""
+
+    enabled: bool = False
+    """Record traffic."""
+    max_entries: int = Field(default=DEFAULT_TRAFFIC_ENTRIES, ge=1)
+    """Entries kept; the oldest are dropped first."""
+
+
+class LoggingConfig(_Model):
+    """The gateway's own log."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    """Least severe level written."""
+    format: Literal["text", "json"] = "text"
+    """`text` for people, `json` (one object per line) for log collectors."""
+    traffic: TrafficLogConfig = TrafficLogConfig()
+    """Redacted MCP traffic log."""
+
+
+class GatewayConfig(_Model):
+    """gateway.yaml: gateway-wide settings and the shared server catalog."""
+
+    version: Literal[1]
+    """Format version of this file; currently 1."""
+    listen: ListenConfig = ListenConfig()
+    """Address and port to serve on."""
+    public_url: Annotated[str, StringConstraints(pattern=r"^https?://[^/\s]+(/\S*)?$")] | None = None
+    """URL clients and browsers reach the gateway at; default http://{host}:{port}. OAuth redirects go to {public_url}/oauth/callback."""
+    profiles_dir: str = "profiles"
+    """Folder of profile files, relative to this file's folder."""
+    secrets_dir: str = "secrets"
+    """Folder of `NAME.age` secrets, relative to this file's folder."""
+    state_dir: str = "state"
+    """Folder for runtime state (tokens, registrations), relative to this file's folder; keep it out of git."""
+    default_profile: str | None = None
+    """Profile also served at /mcp."""
+    secrets: SecretsConfig = SecretsConfig()
+    """Recipients of encrypted secrets."""
+    servers: dict[str, ServerConfig] = {}
+    """The shared catalog: servers profiles can refer to by key."""
+    security: SecurityConfig = SecurityConfig()
+    """Host checks, CORS, rate limits, request size, keys, command allow-list, TLS."""
+    logging: LoggingConfig = LoggingConfig()
+    """Log level and format, and the traffic log."""
