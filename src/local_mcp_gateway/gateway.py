@@ -26,6 +26,7 @@ from local_mcp_gateway.config.snapshot import Snapshot
 from local_mcp_gateway.errors import ConfigError, GatewayError
 from local_mcp_gateway.profile import Profile, ProfileOptions
 from local_mcp_gateway.secrets import SecretStore, require_identity
+from local_mcp_gateway.security import InboundGuard, apply_server_limits
 from local_mcp_gateway.settings import EnvSettings
 
 __all__ = ["Gateway", "Generation", "build_generation", "serve"]
@@ -48,6 +49,9 @@ class Generation:
     number: int
     snapshot: Snapshot
     servers: Mapping[str, tuple[Any, ...]]
+    api_keys: Mapping[str, tuple[str, ...]]
+    """Per profile: the inbound keys accepted there (gateway-wide keys plus the profile's own), decrypted."""
+    secrets: SecretStore
     loaded_at: str
 
 
@@ -60,7 +64,14 @@ def build_generation(config_path: Path, settings: EnvSettings, number: int) -> G
         slug: resolve_profile(spec, secret=store.reveal_lookup, env=os.environ)
         for slug, spec in snapshot.profiles.items()
     }
-    return Generation(number, snapshot, servers, datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def render(templates: Any) -> tuple[str, ...]:
+        return tuple(t.render(store.reveal_lookup, os.environ) for t in templates)
+
+    shared_keys = render(snapshot.gateway.security.api_keys)
+    api_keys = {slug: shared_keys + render(spec.api_keys) for slug, spec in snapshot.profiles.items()}
+    loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
+    return Generation(number, snapshot, servers, api_keys, store, loaded_at)
 
 
 def profile_options(snapshot: Snapshot) -> ProfileOptions:
@@ -83,6 +94,7 @@ class Gateway:
         self.settings = settings or EnvSettings()
         self.generation_info: Generation | None = None
         self.profiles: dict[str, Profile] = {}
+        self.guards: dict[str, InboundGuard] = {}
         self.ready = False
         self.last_reload_error: dict[str, Any] | None = None
         self._tg: TaskGroup | None = None
@@ -111,6 +123,7 @@ class Gateway:
                 spec = generation.snapshot.profiles[slug]
                 profile = Profile(slug, servers, options, description=spec.description)
                 await tg.start(profile.run)
+                self.guards[slug] = InboundGuard(generation.snapshot.gateway.security, generation.api_keys[slug], slug)
                 self.profiles[slug] = profile
             with anyio.move_on_after(STARTUP_SETTLE):
                 for profile in self.profiles.values():
@@ -131,8 +144,8 @@ class Gateway:
                     profile.stop()
 
     async def guard(self, profile: Profile, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """Inbound checks in front of a profile's MCP endpoint, then the endpoint itself."""
-        await profile.handle(scope, receive, send)
+        """Inbound checks in front of a profile's MCP endpoint (see `security.py`), then the endpoint itself."""
+        await self.guards[profile.slug](scope, receive, send, profile.handle)
 
     def status(self) -> dict[str, Any]:
         info = self.generation_info
@@ -169,6 +182,8 @@ async def serve(
     if certfile and keyfile:
         config.certfile = certfile
         config.keyfile = keyfile
+    if gateway.generation_info is not None:
+        apply_server_limits(config, gateway.generation_info.snapshot.gateway.security)
     app = GatewayASGI(gateway, create_app(gateway))
     trigger = shutdown_trigger or _signal_trigger(gateway)
     async with anyio.create_task_group() as tg:

@@ -359,7 +359,8 @@ class Profile:
         request = types.CallToolRequest(
             params=types.CallToolRequestParams(name=route.upstream_name, arguments=arguments, _meta=_forward_meta(ctx))
         )
-        return await upstream.request(request, Caller(ctx.session, ctx.request_id), progress=_progress_forwarder(ctx))
+        result = await upstream.request(request, Caller(ctx.session, ctx.request_id), progress=_progress_forwarder(ctx))
+        return _for_caller(ctx, result)
 
     async def _get_prompt(self, ctx: Any, params: types.GetPromptRequestParams) -> Any:
         view = await self._view(ctx)
@@ -369,9 +370,10 @@ class Profile:
         request = types.GetPromptRequest(
             params=types.GetPromptRequestParams(name=route.upstream_name, arguments=params.arguments, _meta=_forward_meta(ctx))
         )
-        return await self._upstream(view, route.server).request(
+        result = await self._upstream(view, route.server).request(
             request, Caller(ctx.session, ctx.request_id), progress=_progress_forwarder(ctx)
         )
+        return _for_caller(ctx, result)
 
     async def _read_resource(self, ctx: Any, params: types.ReadResourceRequestParams) -> Any:
         view = await self._view(ctx)
@@ -380,9 +382,10 @@ class Profile:
         if server is None:
             raise MCPError(types.RESOURCE_NOT_FOUND, f"Resource not found: {uri}", {"uri": uri})
         request = types.ReadResourceRequest(params=types.ReadResourceRequestParams(uri=uri, _meta=_forward_meta(ctx)))
-        return await self._upstream(view, server).request(
+        result = await self._upstream(view, server).request(
             request, Caller(ctx.session, ctx.request_id), progress=_progress_forwarder(ctx)
         )
+        return _for_caller(ctx, result)
 
     async def _subscribe(self, ctx: Any, params: types.SubscribeRequestParams) -> types.EmptyResult:
         view = await self._view(ctx)
@@ -438,13 +441,25 @@ class Profile:
         request = types.CompleteRequest(
             params=types.CompleteRequestParams(ref=ref, argument=params.argument, context=params.context)
         )
-        return await self._upstream(view, server).request(request, Caller(ctx.session, ctx.request_id))
+        result = await self._upstream(view, server).request(request, Caller(ctx.session, ctx.request_id))
+        return _for_caller(ctx, result)
 
     async def _set_logging_level(self, ctx: Any, params: types.SetLevelRequestParams) -> types.EmptyResult:
         view = await self._view(ctx)
         for upstream in [*self.upstreams.values(), *view.own.values()]:
             await upstream.set_log_level(params.level)
         return types.EmptyResult()
+
+
+def _for_caller(ctx: Any, result: dict[str, Any]) -> dict[str, Any]:
+    """Shape an upstream result for the caller's protocol line.
+
+    2026-07-28 results carry `resultType`; an upstream on the handshake line sends none, and a complete result
+    is what it means. Towards handshake-line callers the SDK's serializer drops fields their version lacks.
+    """
+    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS and "resultType" not in result:
+        result["resultType"] = "complete"
+    return result
 
 
 def _forward_meta(ctx: Any) -> dict[str, Any] | None:
