@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from local_mcp_gateway.errors import GatewayError, SecretError
+from local_mcp_gateway.config.issues import validation_issues
+from local_mcp_gateway.config.load import PROFILE_SUFFIXES
+from local_mcp_gateway.config.models import GatewayConfig, ProfileConfig
+from local_mcp_gateway.config.yamlsafe import load_yaml
+from local_mcp_gateway.errors import ConfigError, GatewayError, SecretError
 from local_mcp_gateway.secrets import (
     KEY_ENV,
     KEY_FILE_ENV,
@@ -44,6 +50,7 @@ NO_RECIPIENTS = (
 )
 
 Handler = Callable[[argparse.Namespace], int]
+BaseModelT = TypeVar("BaseModelT", bound=BaseModel)
 
 
 def _reporting(handler: Handler) -> Handler:
@@ -66,11 +73,57 @@ def _reporting(handler: Handler) -> Handler:
     return wrapper
 
 
-def _load(args: argparse.Namespace) -> Any:
-    """The configuration snapshot named by -c/--config, $MCP_GATEWAY_CONFIG or ./gateway.yaml."""
-    from local_mcp_gateway.config.load import load_snapshot
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
-    return load_snapshot(EnvSettings().config_path(args.config))
+
+@dataclass(frozen=True, slots=True)
+class ConfigView:
+    """What the secret commands need of the configuration, read leniently.
+
+    Unlike the full loader, this does not insist that referenced secret files exist or that `${env:}`
+    variables are set: `secret set` is how a missing secret gets created, and `secret list` reports it.
+    `profiles` maps each profile's slug to its validated `ProfileConfig` (empty when not asked for).
+    """
+
+    config_path: Path
+    gateway: GatewayConfig
+    secrets_dir: Path
+    state_dir: Path
+    profiles: Mapping[str, ProfileConfig]
+
+
+def _validated(file: Path, model: type[BaseModelT]) -> BaseModelT:
+    doc = load_yaml(file)
+    try:
+        return model.model_validate(doc.data)
+    except ValidationError as exc:
+        raise ConfigError(validation_issues(exc, doc, model)) from None
+
+
+def _folder(root: Path, value: str) -> Path:
+    return Path(os.path.normpath(root / os.path.expanduser(value)))
+
+
+def read_config(args: argparse.Namespace, with_profiles: bool = False) -> ConfigView:
+    """gateway.yaml named by -c/--config, $MCP_GATEWAY_CONFIG or ./gateway.yaml (and its profiles if asked)."""
+    config_path = Path(os.path.abspath(EnvSettings().config_path(args.config)))
+    gateway = _validated(config_path, GatewayConfig)
+    root = config_path.parent
+    profiles: dict[str, ProfileConfig] = {}
+    profiles_dir = _folder(root, gateway.profiles_dir)
+    if with_profiles and profiles_dir.is_dir():
+        issues = []
+        for file in sorted(profiles_dir.iterdir()):
+            if file.suffix in PROFILE_SUFFIXES and not file.name.startswith(".") and file.is_file():
+                try:
+                    profiles[file.stem] = _validated(file, ProfileConfig)
+                except ConfigError as exc:
+                    issues.extend(exc.issues)
+        if issues:
+            raise ConfigError(issues)
+    return ConfigView(config_path, gateway, _folder(root, gateway.secrets_dir), _folder(root, gateway.state_dir),
+                      MappingProxyType(profiles))
 
 
 # --------------------------------------------------------------------------------------------- keygen
@@ -123,18 +176,17 @@ def _read_value() -> str:
 @_reporting
 def run_set(args: argparse.Namespace) -> int:
     name = check_secret_name(args.name)
-    snapshot = _load(args)
-    recipients = list(snapshot.gateway.secrets.recipients)
+    view = read_config(args)
+    recipients = list(view.gateway.secrets.recipients)
     if not recipients:
-        raise SecretError(NO_RECIPIENTS.replace("{config}", str(EnvSettings().config_path(args.config))))
+        raise SecretError(NO_RECIPIENTS.replace("{config}", str(view.config_path)))
     encrypt_to(recipients, b"")  # validates the recipients before anything is read
     value = _read_value()
-    secrets_dir = Path(snapshot.secrets_dir)
+    secrets_dir = view.secrets_dir
     make_dirs(secrets_dir, SECRETS_DIR_MODE)
     path = secrets_dir / f"{name}{SECRET_SUFFIX}"
     atomic_write(path, encrypt_to(recipients, value.encode("utf-8")), FILE_MODE)
-    count = len(set(recipients))
-    print(f"wrote {path} (encrypted to {count} recipient{'s' if count != 1 else ''})")
+    print(f"wrote {path} (encrypted to {_count(len(set(recipients)), 'recipient')})")
     return 0
 
 
@@ -153,11 +205,11 @@ def _secret_files(secrets_dir: Path) -> dict[str, Path]:
 
 @_reporting
 def run_list(args: argparse.Namespace) -> int:
-    snapshot = _load(args)
-    secrets_dir = Path(snapshot.secrets_dir)
+    view = read_config(args, with_profiles=True)
+    secrets_dir = view.secrets_dir
     files = _secret_files(secrets_dir)
     uses: dict[str, list[str]] = {}
-    for ref in secret_references(snapshot):
+    for ref in secret_references(view):
         uses.setdefault(ref.name, []).append(ref.where)
     names = sorted(set(files) | set(uses))
     if not names:
@@ -241,21 +293,21 @@ def _swap_all(jobs: list[_Job]) -> None:
 
 @_reporting
 def run_rotate(args: argparse.Namespace) -> int:
-    snapshot = _load(args)
+    view = read_config(args)
     identity = load_identity(EnvSettings())
     if identity is None:
         raise SecretError(f"secret rotate decrypts every secret and state file; set {KEY_ENV} or {KEY_FILE_ENV}")
-    recipients = list(snapshot.gateway.secrets.recipients)
+    recipients = list(view.gateway.secrets.recipients)
     if not recipients:
-        raise SecretError(NO_RECIPIENTS.replace("{config}", str(EnvSettings().config_path(args.config))))
+        raise SecretError(NO_RECIPIENTS.replace("{config}", str(view.config_path)))
     state_recipients = list(dict.fromkeys([identity.recipient, *recipients]))
-    secret_jobs = [_Job(path, recipients) for path in _secret_files(Path(snapshot.secrets_dir)).values()]
-    state_jobs = [_Job(path, state_recipients) for path in _state_files(Path(snapshot.state_dir))]
+    secret_jobs = [_Job(path, recipients) for path in _secret_files(view.secrets_dir).values()]
+    state_jobs = [_Job(path, state_recipients) for path in _state_files(view.state_dir)]
     jobs = secret_jobs + state_jobs
     _decrypt_all(jobs, identity)
     _swap_all(jobs)
-    print(f"re-encrypted {len(secret_jobs)} secret files to {len(set(recipients))} recipients and "
-          f"{len(state_jobs)} state files to {len(state_recipients)} recipients")
+    print(f"re-encrypted {_count(len(secret_jobs), 'secret file')} to {_count(len(set(recipients)), 'recipient')} "
+          f"and {_count(len(state_jobs), 'state file')} to {_count(len(state_recipients), 'recipient')}")
     if identity.recipient not in recipients and secret_jobs:
         print(f"note: the current key ({identity.recipient}) is not in secrets.recipients; from now on only the "
               "listed recipients' keys can decrypt the secrets", file=sys.stderr)
