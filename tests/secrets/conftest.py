@@ -17,8 +17,6 @@ from local_mcp_gateway.secrets import Identity
 from local_mcp_gateway.state import atomic_write
 
 AGE_BINARY = shutil.which("age") or "/usr/bin/age"
-SENTINEL = "s3ntinel-Value_9f27c1"
-"""A secret value whose every appearance in any output is a leak."""
 
 
 @pytest.fixture
