@@ -65,11 +65,11 @@ def _message(error: ErrorDetails, model: type[BaseModel], loc: Path_) -> str:
     if kind in ("float_type", "float_parsing", "finite_number"):
         return "expected a number"
     if kind == "greater_than":
-        return f"must be greater than {ctx.get('gt')}"
+        return f"must be greater than {_number(ctx.get('gt'))}"
     if kind == "greater_than_equal":
-        return f"must be at least {ctx.get('ge')}"
+        return f"must be at least {_number(ctx.get('ge'))}"
     if kind == "less_than_equal":
-        return f"must be at most {ctx.get('le')}"
+        return f"must be at most {_number(ctx.get('le'))}"
     if kind == "literal_error":
         value = error.get("input")
         got = f", got {value!r}" if isinstance(value, str | int) and len(str(value)) <= _ECHO_LIMIT else ""
@@ -82,6 +82,10 @@ def _message(error: ErrorDetails, model: type[BaseModel], loc: Path_) -> str:
         return str(error["msg"]).removeprefix("Value error, ")
     msg = str(error["msg"])
     return msg[:1].lower() + msg[1:]
+
+
+def _number(value: object) -> object:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _unknown_key(key: str, allowed: list[str]) -> str:

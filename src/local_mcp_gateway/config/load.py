@@ -178,7 +178,7 @@ def _read_profiles(run: _Run, profiles_dir: Path) -> list[ProfileSource]:
 def _catalog_names(gateway: GatewayConfig | None, doc: Document | None) -> frozenset[str] | None:
     if gateway is not None:
         return frozenset(gateway.servers)
-    servers = doc.data.get("servers") if doc is not None else None
+    servers = doc.data.get("servers", {}) if doc is not None else None
     return frozenset(str(k) for k in servers) if isinstance(servers, dict) else None
 
 
