@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from local_mcp_gateway.config.resolve import resolve_profile
 from local_mcp_gateway.config.snapshot import Snapshot
 from local_mcp_gateway.errors import ConfigError, GatewayError
 from local_mcp_gateway.profile import Profile, ProfileOptions
+from local_mcp_gateway.reload import QUIET_PERIOD_MS, ConfigWatchFilter, module_source, tree_stamp, watch_config
 from local_mcp_gateway.secrets import SecretStore, require_identity
 from local_mcp_gateway.security import InboundGuard, apply_server_limits
 from local_mcp_gateway.settings import EnvSettings
@@ -38,6 +40,9 @@ STARTUP_SETTLE = 30.0
 
 SHUTDOWN_GRACE = 10.0
 """Seconds Hypercorn gives open requests to finish on SIGINT/SIGTERM."""
+
+CONSISTENT_LOAD_TRIES = 5
+"""Loads retried when the files changed while being read, before the last load is taken as it is."""
 
 LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
 
@@ -89,7 +94,7 @@ def profile_options(snapshot: Snapshot) -> ProfileOptions:
 class Gateway:
     """The running gateway: the current generation and its profiles."""
 
-    def __init__(self, config_path: Path, settings: EnvSettings | None = None) -> None:
+    def __init__(self, config_path: Path, settings: EnvSettings | None = None, *, watch: bool = True) -> None:
         self.config_path = config_path
         self.settings = settings or EnvSettings()
         self.generation_info: Generation | None = None
@@ -97,7 +102,10 @@ class Gateway:
         self.guards: dict[str, InboundGuard] = {}
         self.ready = False
         self.last_reload_error: dict[str, Any] | None = None
+        self.watch = watch
         self._tg: TaskGroup | None = None
+        self._reload_lock = anyio.Lock()
+        self._reload_requested = anyio.Event()
 
     @property
     def generation(self) -> int:
@@ -114,34 +122,127 @@ class Gateway:
         return generation
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Serve the current generation's profiles until cancelled."""
+        """Serve the current generation's profiles, and follow configuration changes, until cancelled."""
         generation = self.generation_info or self.load_first()
-        options = profile_options(generation.snapshot)
         async with anyio.create_task_group() as tg:
             self._tg = tg
-            for slug, servers in generation.servers.items():
-                spec = generation.snapshot.profiles[slug]
-                profile = Profile(slug, servers, options, description=spec.description)
-                await tg.start(profile.run)
-                self.guards[slug] = InboundGuard(generation.snapshot.gateway.security, generation.api_keys[slug], slug)
-                self.profiles[slug] = profile
+            await self._apply(generation)
             with anyio.move_on_after(STARTUP_SETTLE):
-                for profile in self.profiles.values():
+                for profile in list(self.profiles.values()):
                     await profile.wait_settled(STARTUP_SETTLE)
             self.ready = True
-            logger.info(
-                "generation %d serving %d profiles: %s",
-                generation.number,
-                len(self.profiles),
-                ", ".join(sorted(self.profiles)) or "none",
-            )
             task_status.started()
+            if self.watch:
+                tg.start_soon(self._watch)
             try:
-                await anyio.sleep_forever()
+                while True:
+                    await self._reload_requested.wait()
+                    self._reload_requested = anyio.Event()
+                    await self.reload()
             finally:
                 self.ready = False
                 for profile in self.profiles.values():
                     profile.stop()
+
+    def request_reload(self) -> None:
+        """Ask for a reload (SIGHUP, the file watcher); requests made while one runs fold into the next."""
+        self._reload_requested.set()
+
+    async def reload(self) -> bool:
+        """Load the configuration again and apply it; on any error keep serving the current generation."""
+        async with self._reload_lock:
+            number = self.generation + 1
+            try:
+                generation = await anyio.to_thread.run_sync(self._load_consistent, number)
+            except GatewayError as exc:
+                self.last_reload_error = _reload_error(exc, self.config_path)
+                logger.error("reload failed; generation %d keeps serving: %s", self.generation, exc)
+                return False
+            self.last_reload_error = None
+            if self._unchanged(generation):
+                logger.info("reload: nothing changed")
+                return True
+            await self._apply(generation)
+            return True
+
+    def _load_consistent(self, number: int) -> Generation:
+        """Build a generation from files that did not change while they were read (bounded retries)."""
+        paths = self._watched_folders()
+        for _ in range(CONSISTENT_LOAD_TRIES):
+            before = tree_stamp(paths)
+            generation = build_generation(self.config_path, self.settings, number)
+            if tree_stamp(paths) == before:
+                return generation
+            time.sleep(QUIET_PERIOD_MS / 1000)
+        return generation
+
+    def _unchanged(self, generation: Generation) -> bool:
+        current = self.generation_info
+        if current is None or current.snapshot.digest != generation.snapshot.digest:
+            return False
+        if current.api_keys != generation.api_keys:
+            return False
+        return all(
+            [s.fingerprint for s in current.servers.get(slug, ())] == [s.fingerprint for s in servers]
+            for slug, servers in generation.servers.items()
+        )
+
+    async def _apply(self, generation: Generation) -> None:
+        """Make `generation` current: new profiles start, changed ones update in place, removed ones stop."""
+        assert self._tg is not None
+        snapshot = generation.snapshot
+        options = profile_options(snapshot)
+        for slug, servers in generation.servers.items():
+            spec = snapshot.profiles[slug]
+            self.guards[slug] = InboundGuard(snapshot.gateway.security, generation.api_keys[slug], slug)
+            if slug in self.profiles:
+                self.profiles[slug].apply(servers, options, description=spec.description)
+            else:
+                profile = Profile(slug, servers, options, description=spec.description)
+                await self._tg.start(profile.run)
+                self.profiles[slug] = profile
+        for slug in [slug for slug in self.profiles if slug not in generation.servers]:
+            profile = self.profiles.pop(slug)
+            self.guards.pop(slug, None)
+            profile.stop()
+            logger.info("profile %s removed", slug)
+        self.generation_info = generation
+        logger.info(
+            "generation %d serving %d profiles: %s",
+            generation.number,
+            len(self.profiles),
+            ", ".join(sorted(self.profiles)) or "none",
+        )
+
+    def _watched_folders(self) -> list[Path]:
+        info = self.generation_info
+        if info is None:
+            return [self.config_path.parent]
+        snapshot = info.snapshot
+        return [snapshot.root, snapshot.profiles_dir, snapshot.secrets_dir]
+
+    def _watched_paths(self) -> list[Path]:
+        paths = self._watched_folders()
+        info = self.generation_info
+        if info is not None:
+            for servers in info.servers.values():
+                for server in servers:
+                    if server.module and (source := module_source(server.module)) is not None:
+                        paths.append(source)
+        return sorted(set(paths))
+
+    async def _watch(self) -> None:
+        """Watch the configuration files; restart the watcher when the set of watched paths changes."""
+        while True:
+            paths = self._watched_paths()
+            stop = anyio.Event()
+            async for _ in watch_config(paths, ConfigWatchFilter(p for p in paths if p.suffix == ".py"), stop):
+                self.request_reload()
+                await anyio.sleep(0)
+                if self._watched_paths() != paths:
+                    stop.set()
+            if self._watched_paths() == paths:
+                await anyio.sleep(QUIET_PERIOD_MS / 1000)
 
     async def guard(self, profile: Profile, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Inbound checks in front of a profile's MCP endpoint (see `security.py`), then the endpoint itself."""
@@ -195,12 +296,22 @@ async def serve(
         tg.cancel_scope.cancel()
 
 
+def _reload_error(exc: GatewayError, config_path: Path) -> dict[str, Any]:
+    """`last_reload_error` for /status: where and what, never a secret (messages are built without values)."""
+    at = datetime.now(UTC).isoformat(timespec="seconds")
+    if isinstance(exc, ConfigError) and exc.issues:
+        issue = exc.issues[0]
+        return {"file": str(issue.file), "line": issue.line, "message": str(issue), "at": at, "count": len(exc.issues)}
+    return {"file": str(config_path), "line": None, "message": str(exc), "at": at, "count": 1}
+
+
 def _signal_trigger(gateway: Gateway) -> Callable[[], Awaitable[None]]:
     async def wait_for_stop() -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
             async for signum in signals:
                 if signum == signal.SIGHUP:
                     logger.info("SIGHUP received: reloading the configuration")
+                    gateway.request_reload()
                     continue
                 logger.info("%s received: stopping", signal.Signals(signum).name)
                 return

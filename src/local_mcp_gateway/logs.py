@@ -13,7 +13,7 @@ __all__ = ["JsonFormatter", "setup_logging"]
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
-QUIET_LOGGERS = ("mcp", "httpx2", "hypercorn.access", "sse_starlette")
+QUIET_LOGGERS = ("mcp", "httpx2", "hypercorn.access", "sse_starlette", "watchfiles")
 """Libraries whose info-level chatter drowns the gateway's own lines; they log from warning up."""
 
 

@@ -128,6 +128,58 @@ class Profile:
     def stop(self) -> None:
         self._stop.set()
 
+    def apply(self, servers: Sequence[Any], options: ProfileOptions, *, description: str | None = None) -> None:
+        """Take a new generation's settings for this profile, touching only what changed.
+
+        A server whose connection settings (fingerprint, secrets included) and `enabled` flag are unchanged keeps
+        its upstream; it only takes the new naming, filters and description. A changed server gets a new upstream
+        and the old one is stopped once its in-flight calls finish (bounded); a removed one is stopped likewise.
+        Client sessions stay; they receive list_changed for whatever they now see differently.
+        """
+        assert self._tg is not None, "apply() needs the profile to be running"
+        self.description = description
+        self.options = options
+        self.manager.security_settings = options.security
+        before = self._catalog
+        old = {server.name: server for server in self.servers}
+        new = {server.name: server for server in servers}
+        shared: dict[str, Upstream] = {}
+        for server in servers:
+            previous = old.get(server.name)
+            if server.isolation != "shared":
+                continue
+            current = self.upstreams.get(server.name)
+            if current is not None and previous is not None and _same_connection(previous, server):
+                current.server = server
+                shared[server.name] = current
+                continue
+            upstream = Upstream(server, self)
+            shared[server.name] = upstream
+            self._tg.start_soon(upstream.run)
+            if current is not None:
+                logger.info("profile %s: server %s changed; restarting it", self.slug, server.name)
+        for name, upstream in self.upstreams.items():
+            if shared.get(name) is not upstream:
+                upstream.stop()
+        views_before = {id(view): self._catalog_of(view) for view in self._views.values()}
+        for view in [*self._views.values(), self._stateless_view]:
+            for name, upstream in list(view.own.items()):
+                server = new.get(name)
+                if server is not None and server.isolation == "per_session" and _same_connection(old[name], server):
+                    upstream.server = server
+                else:
+                    upstream.stop()
+                    del view.own[name]
+            view.own_version += 1
+        self.servers = list(servers)
+        self.upstreams = shared
+        self._rebuild_catalog()
+        if len(self.upstreams) == len(self.servers):
+            self._notify_changes(before, self._catalog, self._views.values())
+        else:
+            for view in self._views.values():
+                self._notify_changes(views_before.get(id(view), before), self._catalog_of(view), [view])
+
     async def wait_settled(self, timeout: float) -> None:
         """Wait (bounded) until every shared upstream is ready or has failed."""
         with anyio.move_on_after(timeout):
@@ -449,6 +501,11 @@ class Profile:
         for upstream in [*self.upstreams.values(), *view.own.values()]:
             await upstream.set_log_level(params.level)
         return types.EmptyResult()
+
+
+def _same_connection(old: Any, new: Any) -> bool:
+    """Whether a server's upstream connection can be kept across a reload."""
+    return old.fingerprint == new.fingerprint and old.enabled == new.enabled and old.kind == new.kind
 
 
 def _for_caller(ctx: Any, result: dict[str, Any]) -> dict[str, Any]:
