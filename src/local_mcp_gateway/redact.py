@@ -199,7 +199,8 @@ class RedactingFilter(logging.Filter):
 
     The message is rendered once (`msg % args`) and the result stored as `msg` with no `args`, so no later
     formatter can put an unredacted argument back. The traceback is formatted here, redacted into `exc_text`,
-    and `exc_info` dropped for the same reason. Never rejects a record.
+    and `exc_info` dropped for the same reason. Running it twice on a record is harmless (masks stay masks).
+    Never rejects a record.
     """
 
     def __init__(self, redactor: Redactor | None = None) -> None:
@@ -207,8 +208,6 @@ class RedactingFilter(logging.Filter):
         self.redactor = redactor if redactor is not None else default_redactor
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "_redacted", False):
-            return True
         redact = self.redactor.redact_text
         try:
             message = record.getMessage()
@@ -227,7 +226,6 @@ class RedactingFilter(logging.Filter):
         for key, value in list(record.__dict__.items()):
             if key not in _STANDARD_RECORD_FIELDS and isinstance(value, (str, Mapping, list, tuple)):
                 setattr(record, key, self.redactor.redact_mapping(value))
-        record._redacted = True
         return True
 
 

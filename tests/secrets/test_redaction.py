@@ -146,7 +146,7 @@ def test_install_redaction_covers_handlers_of_the_root_logger(redactor: Redactor
         logging.getLogger("some.library").warning("child logger says %s", "root-leak-value")
     finally:
         root.removeHandler(handler)
-        for holder in (root,):
+        for holder in (root, *root.handlers):
             for existing in [f for f in holder.filters if isinstance(f, RedactingFilter)]:
                 holder.removeFilter(existing)
     assert lines == [f"child logger says {MASK}"]
