@@ -35,7 +35,7 @@ documents = st.one_of(
     ),
 )
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _load(gateway: str, profile: str) -> object:
