@@ -1,0 +1,543 @@
+"""What one hop costs: the same MCP tool call, measured directly and through four different hops, in one run.
+
+Targets (all end at the same `bench/upstream.py` server and its `echo` tool):
+
+    a  direct           the client talks to the HTTP upstream itself
+    b  raw-forwarder    through `bench/raw_forwarder.py` (Hypercorn + httpx2, bytes only): the floor of a Python hop
+    c  gateway-http     through `local-mcp-gateway` with that HTTP upstream
+    d  gateway-stdio    through `local-mcp-gateway` with a stdio upstream
+    e  mcp-proxy        through `mcp-proxy` (PyPI, its own venv) with the same stdio upstream: the peer
+
+Method: one client (the SDK's `ClientSession` over `streamable_http_client` with an `httpx2.AsyncClient`,
+protocol 2025-11-25), one session per concurrent worker, each calling `echo` in a loop and checking the
+answer. For each concurrency level every target gets its sessions and a warm-up first; then rounds run the
+targets one after another (a, b, c, d, e, a, b, ...) so that machine noise falls on all of them alike. A
+round ends after `--calls` calls or `--round-seconds`, whichever comes first, and the whole measurement
+stops starting rounds after `--max-seconds`. Calls/s is calls over the summed round time; p50/p99 are over
+every call of the target at that concurrency.
+
+    python bench/overhead.py                         # defaults: about one to two minutes on 2 cores
+    python bench/overhead.py --rounds 3 --calls 100  # quicker
+    python bench/overhead.py --install-mcp-proxy     # first create the venv holding mcp-proxy
+
+Every process it needs is started here on 127.0.0.1, in its own process group, and stopped here (by that
+group) whatever happens. Only ratios measured in one run mean anything: the client, the hops and the
+upstream share the same cores.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# bench/ also holds a script named secrets.py; run as a script, this folder comes first on sys.path and that
+# file would shadow the standard library's `secrets` (pydantic imports it). Take the folder off the path.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or os.curdir) != _HERE]
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import select  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Iterator, Sequence  # noqa: E402
+from contextlib import AsyncExitStack, ExitStack, contextmanager  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import anyio  # noqa: E402
+import httpx2  # noqa: E402
+from mcp import ClientSession  # noqa: E402
+from mcp.client.streamable_http import streamable_http_client  # noqa: E402
+
+BENCH_DIR = Path(__file__).resolve().parent
+UPSTREAM_SCRIPT = BENCH_DIR / "upstream.py"
+FORWARDER_SCRIPT = BENCH_DIR / "raw_forwarder.py"
+PYTHON = sys.executable
+
+READY_PREFIX = "READY "
+"""The line `upstream.py` and `raw_forwarder.py` print on stdout once they listen."""
+
+MCP_PROXY_VERSION = "0.13.0"
+DEFAULT_MCP_PROXY_VENV = Path(tempfile.gettempdir()) / "local-mcp-gateway-bench-venv"
+"""Where `--install-mcp-proxy` puts mcp-proxy: outside the project venv, since it pins its own mcp 1.x."""
+
+EXPECTED_PROTOCOL = "2025-11-25"
+"""The handshake line every session must negotiate, so all targets speak the same protocol."""
+
+CONCURRENCY_LEVELS = (1, 8)
+DEFAULT_ROUNDS = 5
+DEFAULT_CALLS = 300
+"""Calls per round and target, shared by the workers of that round."""
+DEFAULT_WARMUP_CALLS = 40
+"""Calls per worker before measuring: imports, connection pools, caches and the tool list all settle."""
+DEFAULT_ROUND_SECONDS = 8.0
+"""A round stops at this even if its calls are not done, so a slow target cannot stretch the run."""
+DEFAULT_MAX_SECONDS = 150.0
+"""No round starts after this many seconds of measuring (both concurrency levels together)."""
+
+START_TIMEOUT = 60.0
+"""Seconds a process may take to listen (or, for the gateway, to report its upstreams ready)."""
+STOP_TIMEOUT = 10.0
+"""Seconds a process group gets after SIGTERM before it is killed."""
+POLL_SECONDS = 0.05
+CALL_TIMEOUT = 30.0
+"""Seconds one call may take before the run fails: a hung target must not hang the benchmark."""
+
+PAYLOAD = "benchmark payload: " + "x" * 45
+"""64 characters: a realistic small tool argument, echoed back."""
+
+TARGET_LABELS = {
+    "direct": "a  direct (HTTP upstream)",
+    "raw-forwarder": "b  raw forwarder (Hypercorn+httpx2)",
+    "gateway-http": "c  gateway, HTTP upstream",
+    "gateway-stdio": "d  gateway, stdio upstream",
+    "mcp-proxy": "e  mcp-proxy, stdio upstream",
+}
+ALL_TARGETS = tuple(TARGET_LABELS)
+
+MIN_GATEWAY_VS_FORWARDER_RATE = 0.8
+MAX_GATEWAY_P50_EXCESS_MS = 1.0
+
+
+# --- processes -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Service:
+    """A process this benchmark started in its own process group; `stop()` ends the whole group."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(STOP_TIMEOUT)
+        except ProcessLookupError:
+            pass
+
+
+def _child_environment() -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MCP_GATEWAY_")}
+    environment["PYTHONUNBUFFERED"] = "1"
+    return environment
+
+
+def _spawn(services: ExitStack, name: str, argv: list[str], workdir: Path, env: dict[str, str] | None = None) -> Service:
+    log_path = workdir / f"{name}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            env=env or _child_environment(),
+            cwd=workdir,
+            start_new_session=True,
+        )
+    service = Service(name, process, log_path)
+    services.callback(service.stop)
+    return service
+
+
+def _read_ready_line(service: Service) -> str:
+    """The URL from the child's ``READY <url>`` line; fails with its log if it exits or takes too long."""
+    assert service.process.stdout is not None
+    deadline = time.monotonic() + START_TIMEOUT
+    buffer = b""
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            break
+        ready, _, _ = select.select([service.process.stdout], [], [], POLL_SECONDS)
+        if not ready:
+            continue
+        chunk = os.read(service.process.stdout.fileno(), 4096)
+        if not chunk:
+            break
+        buffer += chunk
+        for line in buffer.decode(errors="replace").splitlines():
+            if line.startswith(READY_PREFIX):
+                return line[len(READY_PREFIX) :].strip()
+    raise RuntimeError(f"{service.name} did not report ready within {START_TIMEOUT:.0f} s:\n{service.log_tail()}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_http(service: Service, url: str, accept: Any = lambda response: response.status_code == 200) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            raise RuntimeError(f"{service.name} exited with {service.process.returncode}:\n{service.log_tail()}")
+        try:
+            if accept(httpx2.get(url, timeout=1)):
+                return
+        except httpx2.TransportError:
+            pass
+        time.sleep(POLL_SECONDS)
+    raise RuntimeError(f"{service.name} was not ready at {url} within {START_TIMEOUT:.0f} s:\n{service.log_tail()}")
+
+
+def _all_upstreams_ready(response: httpx2.Response) -> bool:
+    if response.status_code != 200:
+        return False
+    profiles = response.json().get("profiles", {})
+    states = [server["state"] for profile in profiles.values() for server in profile["servers"].values()]
+    return bool(states) and all(state == "ready" for state in states)
+
+
+def write_gateway_config(folder: Path, upstream_url: str) -> Path:
+    """A config repository with two profiles over the same upstream code: `http` (its URL) and `stdio`."""
+    (folder / "profiles").mkdir(parents=True, exist_ok=True)
+    (folder / "gateway.yaml").write_text("version: 1\n")
+    (folder / "profiles" / "http.yaml").write_text(
+        json.dumps({"servers": {"up": {"url": upstream_url, "prefix": ""}}}) + "\n"
+    )
+    (folder / "profiles" / "stdio.yaml").write_text(
+        json.dumps({"servers": {"up": {"command": PYTHON, "args": [str(UPSTREAM_SCRIPT)], "prefix": ""}}}) + "\n"
+    )
+    return folder / "gateway.yaml"
+
+
+@dataclass
+class Targets:
+    """The URL of each target that could be started, and the processes behind them."""
+
+    urls: dict[str, str] = field(default_factory=dict)
+    services: dict[str, Service] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def start_targets(services: ExitStack, workdir: Path, wanted: Sequence[str], mcp_proxy: Path | None) -> Targets:
+    """Start the upstream and every hop in `wanted`; a target that cannot run is skipped with the reason."""
+    targets = Targets()
+    upstream = _spawn(services, "upstream-http", [PYTHON, str(UPSTREAM_SCRIPT), "--transport", "http"], workdir)
+    upstream_url = _read_ready_line(upstream)
+    targets.services["upstream-http"] = upstream
+    if "direct" in wanted:
+        targets.urls["direct"] = upstream_url
+
+    if "raw-forwarder" in wanted:
+        forwarder = _spawn(
+            services, "raw-forwarder", [PYTHON, str(FORWARDER_SCRIPT), "--upstream", upstream_url], workdir
+        )
+        targets.urls["raw-forwarder"] = _read_ready_line(forwarder) + "/mcp"
+        targets.services["raw-forwarder"] = forwarder
+
+    if {"gateway-http", "gateway-stdio"} & set(wanted):
+        config = write_gateway_config(workdir / "gateway-config", upstream_url)
+        port = free_port()
+        environment = _child_environment() | {"MCP_GATEWAY_HOST": "127.0.0.1", "MCP_GATEWAY_PORT": str(port)}
+        gateway = _spawn(
+            services, "gateway", [PYTHON, "-m", "local_mcp_gateway", "run", "-c", str(config)], workdir, environment
+        )
+        base = f"http://127.0.0.1:{port}"
+        _wait_http(gateway, f"{base}/readyz")
+        _wait_http(gateway, f"{base}/status", _all_upstreams_ready)
+        targets.services["gateway"] = gateway
+        for name, slug in (("gateway-http", "http"), ("gateway-stdio", "stdio")):
+            if name in wanted:
+                targets.urls[name] = f"{base}/mcp/{slug}"
+
+    if "mcp-proxy" in wanted:
+        if mcp_proxy is None or not mcp_proxy.exists():
+            targets.skipped["mcp-proxy"] = (
+                f"no mcp-proxy at {mcp_proxy}: run with --install-mcp-proxy, or give --mcp-proxy PATH"
+            )
+        else:
+            port = free_port()
+            argv = [str(mcp_proxy), "--port", str(port), "--host", "127.0.0.1", "--log-level", "WARNING"]
+            argv += ["--", PYTHON, str(UPSTREAM_SCRIPT)]
+            proxy = _spawn(services, "mcp-proxy", argv, workdir)
+            _wait_http(proxy, f"http://127.0.0.1:{port}/status", lambda response: response.status_code < 500)
+            targets.urls["mcp-proxy"] = f"http://127.0.0.1:{port}/mcp"
+            targets.services["mcp-proxy"] = proxy
+    return targets
+
+
+def install_mcp_proxy(venv: Path) -> Path:
+    """Create `venv` with mcp-proxy in it (pip, the ordinary client); returns the `mcp-proxy` script."""
+    script = venv / "bin" / "mcp-proxy"
+    if not script.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"mcp-proxy=={MCP_PROXY_VERSION}"], check=True
+        )
+    return script
+
+
+# --- measuring -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Measure:
+    """Calls, time and latencies of one target at one concurrency, summed over its rounds."""
+
+    calls: int = 0
+    seconds: float = 0.0
+    rounds: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.calls / self.seconds if self.seconds else 0.0
+
+    def percentile_ms(self, fraction: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return 1000 * ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def _call_echo(session: ClientSession) -> None:
+    with anyio.fail_after(CALL_TIMEOUT):
+        result = await session.call_tool("echo", {"text": PAYLOAD})
+    text = getattr(result.content[0], "text", None) if result.content else None
+    if result.is_error or text != PAYLOAD:
+        raise RuntimeError(f"echo answered {result!r}")
+
+
+async def open_sessions(stack: AsyncExitStack, url: str, count: int) -> list[ClientSession]:
+    """`count` initialized sessions against `url`, each on its own httpx2 client, closed with `stack`."""
+    sessions = []
+    for _ in range(count):
+        http = await stack.enter_async_context(httpx2.AsyncClient(timeout=httpx2.Timeout(CALL_TIMEOUT, read=None)))
+        read, write = await stack.enter_async_context(streamable_http_client(url, http_client=http))
+        session = await stack.enter_async_context(ClientSession(read, write))
+        result = await session.initialize()
+        if result.protocol_version != EXPECTED_PROTOCOL:
+            raise RuntimeError(f"{url} negotiated {result.protocol_version}, expected {EXPECTED_PROTOCOL}")
+        sessions.append(session)
+    return sessions
+
+
+async def warm_up(sessions: list[ClientSession], calls: int) -> None:
+    async def worker(session: ClientSession) -> None:
+        await session.list_tools()
+        for _ in range(calls):
+            await _call_echo(session)
+
+    async with anyio.create_task_group() as group:
+        for session in sessions:
+            group.start_soon(worker, session)
+
+
+async def run_round(sessions: list[ClientSession], calls: int, seconds: float, into: Measure) -> None:
+    """Up to `calls` calls shared by one worker per session, stopping early after `seconds`."""
+    remaining = calls
+    deadline = time.perf_counter() + seconds
+    latencies: list[float] = []
+
+    async def worker(session: ClientSession) -> None:
+        nonlocal remaining
+        while remaining > 0 and time.perf_counter() < deadline:
+            remaining -= 1
+            started = time.perf_counter()
+            await _call_echo(session)
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    async with anyio.create_task_group() as group:
+        for session in sessions:
+            group.start_soon(worker, session)
+    into.seconds += time.perf_counter() - started
+    into.calls += len(latencies)
+    into.rounds += 1
+    into.latencies.extend(latencies)
+
+
+@dataclass(frozen=True)
+class Plan:
+    rounds: int
+    calls: int
+    warmup: int
+    round_seconds: float
+    max_seconds: float
+    concurrency: tuple[int, ...]
+
+
+async def measure(urls: dict[str, str], plan: Plan) -> dict[int, dict[str, Measure]]:
+    """Every target at every concurrency level, rounds alternating between targets."""
+    results: dict[int, dict[str, Measure]] = {}
+    stop_at = time.monotonic() + plan.max_seconds
+    for concurrency in plan.concurrency:
+        results[concurrency] = {name: Measure() for name in urls}
+        async with AsyncExitStack() as stack:
+            sessions = {name: await open_sessions(stack, url, concurrency) for name, url in urls.items()}
+            for name in urls:
+                await warm_up(sessions[name], plan.warmup)
+            for number in range(1, plan.rounds + 1):
+                if time.monotonic() >= stop_at:
+                    print(f"  time cap reached: concurrency {concurrency} stops after {number - 1} rounds", flush=True)
+                    break
+                for name in urls:
+                    seconds = max(0.0, min(plan.round_seconds, stop_at - time.monotonic()))
+                    await run_round(sessions[name], plan.calls, seconds, results[concurrency][name])
+                print(f"  concurrency {concurrency}: round {number}/{plan.rounds} done", flush=True)
+    return results
+
+
+# --- reporting -------------------------------------------------------------------------------------------
+
+
+def summarize(results: dict[int, dict[str, Measure]]) -> dict[str, Any]:
+    """Plain numbers per concurrency and target, the ratios, and the verdict on each target."""
+    summary: dict[str, Any] = {"concurrency": {}}
+    for concurrency, measures in results.items():
+        rows: dict[str, Any] = {}
+        direct = measures.get("direct")
+        for name, m in measures.items():
+            rows[name] = {
+                "calls": m.calls,
+                "rounds": m.rounds,
+                "calls_per_s": round(m.rate, 1),
+                "p50_ms": round(m.percentile_ms(0.50), 3),
+                "p99_ms": round(m.percentile_ms(0.99), 3),
+                "vs_direct": round(m.rate / direct.rate, 3) if direct and direct.rate else None,
+            }
+        checks: dict[str, Any] = {}
+        if "gateway-http" in measures and "raw-forwarder" in measures:
+            gateway, floor = measures["gateway-http"], measures["raw-forwarder"]
+            ratio = gateway.rate / floor.rate if floor.rate else 0.0
+            checks["gateway_http_vs_forwarder_rate"] = {
+                "value": round(ratio, 3),
+                "target": f">= {MIN_GATEWAY_VS_FORWARDER_RATE}",
+                "met": ratio >= MIN_GATEWAY_VS_FORWARDER_RATE,
+            }
+            if concurrency == 1:
+                excess = gateway.percentile_ms(0.5) - floor.percentile_ms(0.5)
+                checks["gateway_http_p50_minus_forwarder_ms"] = {
+                    "value": round(excess, 3),
+                    "target": f"<= {MAX_GATEWAY_P50_EXCESS_MS}",
+                    "met": excess <= MAX_GATEWAY_P50_EXCESS_MS,
+                }
+        if "gateway-stdio" in measures and "mcp-proxy" in measures:
+            ours, peer = measures["gateway-stdio"], measures["mcp-proxy"]
+            ratio = ours.rate / peer.rate if peer.rate else 0.0
+            checks["gateway_stdio_vs_mcp_proxy_rate"] = {"value": round(ratio, 3), "target": "> 1", "met": ratio > 1}
+        summary["concurrency"][str(concurrency)] = {"targets": rows, "checks": checks}
+    return summary
+
+
+def render(summary: dict[str, Any], markdown: bool) -> str:
+    lines: list[str] = []
+    for concurrency, block in summary["concurrency"].items():
+        if markdown:
+            lines += [f"**Concurrency {concurrency}**", "", "| target | calls | calls/s | p50 ms | p99 ms | vs direct |"]
+            lines += ["|---|---:|---:|---:|---:|---:|"]
+        else:
+            lines += [f"concurrency {concurrency}"]
+            lines += [f"  {'target':<38}{'calls':>7}{'calls/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs direct':>11}"]
+        for name, row in block["targets"].items():
+            vs = f"{row['vs_direct']:.2f}" if row["vs_direct"] is not None else "-"
+            cells = (TARGET_LABELS[name], row["calls"], row["calls_per_s"], row["p50_ms"], row["p99_ms"], vs)
+            if markdown:
+                lines.append("| {} | {} | {:.0f} | {:.2f} | {:.2f} | {} |".format(*cells))
+            else:
+                lines.append("  {:<38}{:>7}{:>10.0f}{:>9.2f}{:>9.2f}{:>11}".format(*cells))
+        for check, verdict in block["checks"].items():
+            mark = "met" if verdict["met"] else "MISSED"
+            lines.append(f"{'- ' if markdown else '  '}{check}: {verdict['value']} (target {verdict['target']}): {mark}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+# --- command line ----------------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--rounds", type=_positive_int, default=DEFAULT_ROUNDS, help="rounds per concurrency level")
+    parser.add_argument("--calls", type=_positive_int, default=DEFAULT_CALLS, help="calls per round and target")
+    parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP_CALLS, help="warm-up calls per session")
+    parser.add_argument("--round-seconds", type=float, default=DEFAULT_ROUND_SECONDS, help="time cap of one round")
+    parser.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS, help="cap on all measuring")
+    parser.add_argument(
+        "--concurrency", type=_positive_int, nargs="+", default=list(CONCURRENCY_LEVELS), help="levels to measure"
+    )
+    parser.add_argument("--targets", nargs="+", choices=ALL_TARGETS, default=list(ALL_TARGETS), help="which targets")
+    parser.add_argument(
+        "--mcp-proxy",
+        type=Path,
+        default=DEFAULT_MCP_PROXY_VENV / "bin" / "mcp-proxy",
+        help="the mcp-proxy script (default: in the venv --install-mcp-proxy creates)",
+    )
+    parser.add_argument(
+        "--install-mcp-proxy",
+        action="store_true",
+        help=f"first create {DEFAULT_MCP_PROXY_VENV} with mcp-proxy {MCP_PROXY_VERSION} (pip) if it is not there",
+    )
+    parser.add_argument("--json", type=Path, help="also write the numbers to this file")
+    parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
+    parser.add_argument("--keep-logs", type=Path, help="copy the processes' logs to this folder")
+    return parser.parse_args(argv)
+
+
+@contextmanager
+def _workdir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="mcp-bench-") as folder:
+        yield Path(folder)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    mcp_proxy: Path | None = args.mcp_proxy
+    if args.install_mcp_proxy and "mcp-proxy" in args.targets:
+        mcp_proxy = install_mcp_proxy(DEFAULT_MCP_PROXY_VENV)
+    plan = Plan(args.rounds, args.calls, args.warmup, args.round_seconds, args.max_seconds, tuple(args.concurrency))
+    with _workdir() as workdir, ExitStack() as services:
+        try:
+            targets = start_targets(services, workdir, args.targets, mcp_proxy)
+            for name, reason in targets.skipped.items():
+                print(f"skipped {name}: {reason}", flush=True)
+            pids = ", ".join(f"{name} {service.process.pid}" for name, service in targets.services.items())
+            print(f"processes: {pids}", flush=True)
+            print(f"measuring {', '.join(targets.urls)}: {plan}", flush=True)
+            started = time.monotonic()
+            results = anyio.run(measure, targets.urls, plan)
+            elapsed = time.monotonic() - started
+        finally:
+            if args.keep_logs:
+                args.keep_logs.mkdir(parents=True, exist_ok=True)
+                for log in workdir.glob("*.log"):
+                    (args.keep_logs / log.name).write_bytes(log.read_bytes())
+    summary = summarize(results)
+    summary["plan"] = {**plan.__dict__, "concurrency": list(plan.concurrency), "measured_seconds": round(elapsed, 1)}
+    summary["skipped"] = targets.skipped
+    print()
+    print(render(summary, args.markdown))
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
