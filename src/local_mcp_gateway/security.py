@@ -42,6 +42,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio
+import anyio.to_thread
 
 from local_mcp_gateway.redact import Redactor, default_redactor
 
@@ -93,6 +94,10 @@ BODY_TOTAL_TIMEOUT = 60.0
 MAX_JSON_DEPTH = 64
 """Deepest nesting of arrays and objects accepted in a POST body; MCP messages need a handful of levels, while
 thousands of levels make recursive parsers and validators slow or crash them."""
+
+SCAN_INLINE_BYTES = 64 * 1024
+"""Bodies larger than this are scanned for nesting in a worker thread, so the event loop keeps serving others
+(the scan takes up to about a second for 4 MiB of brackets)."""
 
 MAX_TRACKED_CLIENTS = 10_000
 """Rate-limit buckets kept per profile; beyond this the least recently seen client's bucket is dropped, so
@@ -253,6 +258,8 @@ def json_nesting_exceeds(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
 
     Brackets inside strings (escapes included) do not count. Malformed JSON is left to the parser behind.
     """
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
     depth = 0
     in_string = False
     escaped_at = -1
@@ -440,7 +447,7 @@ class InboundGuard:
                 chunks.append(chunk)
                 if not message.get("more_body", False):
                     body = b"".join(chunks)
-                    if scope["method"] == "POST" and json_nesting_exceeds(body, MAX_JSON_DEPTH):
+                    if scope["method"] == "POST" and await _nesting_exceeds(body):
                         return _Refusal(
                             400,
                             "too_deep",
@@ -473,6 +480,12 @@ class InboundGuard:
             refusal.status,
             refusal.error,
         )
+
+
+async def _nesting_exceeds(body: bytes) -> bool:
+    if len(body) <= SCAN_INLINE_BYTES:
+        return json_nesting_exceeds(body, MAX_JSON_DEPTH)
+    return await anyio.to_thread.run_sync(json_nesting_exceeds, body, MAX_JSON_DEPTH)
 
 
 def _single(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:

@@ -308,3 +308,13 @@ async def test_too_many_headers_get_431() -> None:
     async with client_for(guard()) as client:
         response = await client.get("/mcp/alpha", headers=headers)
     assert response.status_code == 431
+
+
+async def test_a_large_deep_body_is_refused_too() -> None:
+    padding = json.dumps("p" * 200_000).encode()
+    deep = b'{"pad": ' + padding + b', "x": ' + b"[" * 100 + b"]" * 100 + b"}"
+    async with client_for(guard()) as client:
+        response = await client.post("/mcp/alpha", content=deep)
+        shallow = await client.post("/mcp/alpha", content=b'{"pad": ' + padding + b"}")
+    assert response.status_code == 400
+    assert shallow.status_code == 200
