@@ -85,13 +85,13 @@ def test_glob_sanity(repo: Repo, at) -> None:  # type: ignore[no-untyped-def]
     issues = repo.issues()
     assert [(at(i), i.message) for i in issues] == [
         (("profiles/p.yaml", 4, 35, "servers.s.tools.include[1]"), "must not be empty"),
-        (("gateway.yaml", 2, 43, "security.allowed_hosts[1]"), "glob has leading or trailing spaces; remove them"),
+        (("gateway.yaml", 2, 43, "security.allowed_hosts[1]"), "host has leading or trailing spaces; remove them"),
     ]
     repo.write("profiles/p.yaml", "servers:\n  s:\n    module: a.b:c\n    tools: {include: ['get_[a-z', '[!]]x']}\n")
     issues = repo.issues()
     assert [(at(i), i.message) for i in issues] == [
         (("profiles/p.yaml", 4, 23, "servers.s.tools.include[0]"), "glob has an unclosed '['; write '[[]' to match a literal '['"),
-        (("gateway.yaml", 2, 43, "security.allowed_hosts[1]"), "glob has leading or trailing spaces; remove them"),
+        (("gateway.yaml", 2, 43, "security.allowed_hosts[1]"), "host has leading or trailing spaces; remove them"),
     ]
 
 

@@ -243,7 +243,7 @@ class SecurityConfig(_Model):
     """Protection of the /mcp endpoints."""
 
     allowed_hosts: list[Glob] = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
-    """Host header values accepted (globs); others get 421. Guards against DNS rebinding."""
+    """Host header values accepted, `host:port` where `*` matches anything (nothing else is special, so `[::1]:*` is literal); others get 421. Guards against DNS rebinding."""
     cors_origins: list[Annotated[str, StringConstraints(pattern=r"^https?://[^/\s]+$")]] = []
     """Exact browser origins (`https://app.example`) allowed cross-origin; empty: no CORS headers."""
     rate_limit: RateLimitConfig = RateLimitConfig()

@@ -213,11 +213,13 @@ def _check_command(sources: Sources, found: _Findings, doc: Document, path: Path
 def _check_gateway(sources: Sources, found: _Findings) -> None:
     doc, gateway = sources.gateway_doc, sources.gateway
     security = gateway.security
-    for key in ("allowed_commands", "allowed_hosts"):
-        for index, glob in enumerate(getattr(security, key)):
-            problem = glob_problem(glob)
-            if problem:
-                found.errors.append(doc.issue(("security", key, index), problem))
+    for index, glob in enumerate(security.allowed_commands):
+        problem = glob_problem(glob)
+        if problem:
+            found.errors.append(doc.issue(("security", "allowed_commands", index), problem))
+    for index, host in enumerate(security.allowed_hosts):  # only '*' is special here: '[::1]' is literal
+        if host != host.strip():
+            found.errors.append(doc.issue(("security", "allowed_hosts", index), "host has leading or trailing spaces; remove them"))
     if gateway.default_profile is not None and gateway.default_profile not in {p.slug for p in sources.profiles}:
         slugs = ", ".join(sorted(p.slug for p in sources.profiles)) or "none"
         found.errors.append(
