@@ -64,6 +64,10 @@ def test_tab_indentation_names_the_line() -> None:
     assert (issue.line, issue.column, issue.message) == (3, 1, "tab used for indentation; YAML indents with spaces only")
 
 
+def test_tabs_inside_block_text_are_content() -> None:
+    assert parse_yaml(b"script: |\n  \techo hi\n", F).data == {"script": "\techo hi\n"}
+
+
 def test_empty_file() -> None:
     issue = refusal("# only a comment\n")
     assert (issue.line, issue.column) == (1, 1)

@@ -211,17 +211,17 @@ def parse_yaml(raw: bytes, file: Path) -> Document:
         ) from None
     if text.startswith("\ufeff"):
         text = text[1:]
-    tab = _LEADING_TAB.search(text)
-    if tab:
-        line = text.count("\n", 0, tab.start()) + 1
-        column = tab.end() - tab.start()
-        raise ConfigError(
-            ConfigIssue(file, "tab used for indentation; YAML indents with spaces only", line, column)
-        )
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        tab = _LEADING_TAB.search(text)  # a tab in block-scalar text is fine; blame tabs only on failure
+        if tab and (mark is None or text.count("\n", 0, tab.start()) <= mark.line):
+            line = text.count("\n", 0, tab.start()) + 1
+            column = tab.end() - tab.start()
+            raise ConfigError(
+                ConfigIssue(file, "tab used for indentation; YAML indents with spaces only", line, column)
+            ) from None
         problem = exc.problem or exc.context or "invalid YAML"
         context = f" ({exc.context})" if exc.context and exc.problem else ""
         line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
