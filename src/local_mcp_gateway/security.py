@@ -7,7 +7,7 @@ further (the profile was already found by `app.GatewayASGI`, an unknown slug is 
 =====  ==========================================================  ============================================
  0     Hypercorn (`apply_server_limits`)                            header bytes (431), time to send the headers
                                                                     and the TLS handshake (connection closed)
- 1     header count                                                 431
+ 1     header count and total size                                  431
  2     Host allow-list, `security.allowed_hosts` (DNS rebinding)    421
  3     Origin: listed in `cors_origins`, or a loopback page         403
  4     rate limit per client address, `security.rate_limit`         429 + `Retry-After`
@@ -76,7 +76,7 @@ MAX_HEADER_COUNT = 100
 """More request headers than this get 431: no MCP client needs them, and each one costs memory and parsing."""
 
 MAX_HEADER_BYTES = 16 * 1024
-"""Largest request line plus header block Hypercorn buffers (HTTP/1.1 and HTTP/2); larger gets 431."""
+"""Largest header block accepted (HTTP/1.1 and HTTP/2); larger gets 431, from Hypercorn or from the guard."""
 
 HEADER_TIMEOUT = 5.0
 """Seconds a connection may sit without a complete request head: slow-header (slowloris) clients and idle
@@ -373,6 +373,10 @@ class InboundGuard:
     def _check_head(self, scope: Any, headers: list[tuple[bytes, bytes]], origin: str | None) -> _Refusal | None:
         if len(headers) > MAX_HEADER_COUNT:
             return _Refusal(431, "too_many_headers", f"more than {MAX_HEADER_COUNT} request headers", close=True)
+        if sum(len(name) + len(value) for name, value in headers) > MAX_HEADER_BYTES:
+            # Hypercorn's own limit only applies while a head is still incomplete; a head that arrives in one
+            # piece is parsed whatever its size, so the total is checked here as well.
+            return _Refusal(431, "headers_too_large", f"request headers over {MAX_HEADER_BYTES} bytes", close=True)
         hosts = [value for name, value in headers if name.lower() == b"host"]
         host = hosts[0].decode("latin-1") if len(hosts) == 1 else ""
         if not self._hosts.allows(host):

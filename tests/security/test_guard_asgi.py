@@ -16,6 +16,7 @@ import pytest
 from local_mcp_gateway.config.models import SecurityConfig
 from local_mcp_gateway.security import (
     CORS_ALLOWED_HEADERS,
+    MAX_HEADER_BYTES,
     MAX_HEADER_COUNT,
     MAX_JSON_DEPTH,
     InboundGuard,
@@ -318,3 +319,9 @@ async def test_a_large_deep_body_is_refused_too() -> None:
         shallow = await client.post("/mcp/alpha", content=b'{"pad": ' + padding + b"}")
     assert response.status_code == 400
     assert shallow.status_code == 200
+
+
+async def test_a_header_block_over_the_byte_limit_gets_431() -> None:
+    async with client_for(guard()) as client:
+        response = await client.get("/mcp/alpha", headers={"X-Filler": "a" * (MAX_HEADER_BYTES + 1)})
+    assert response.status_code == 431
