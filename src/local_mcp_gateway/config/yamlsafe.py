@@ -224,8 +224,8 @@ def parse_yaml(raw: bytes, file: Path) -> Document:
             ) from None
         problem = exc.problem or exc.context or "invalid YAML"
         context = f" ({exc.context})" if exc.context and exc.problem else ""
-        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        raise ConfigError(ConfigIssue(file, f"YAML syntax: {problem}{context}", line, column)) from None
+        at = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        raise ConfigError(ConfigIssue(file, f"YAML syntax: {problem}{context}", *at)) from None
     except yaml.YAMLError as exc:
         raise ConfigError(ConfigIssue(file, f"YAML syntax: {exc}")) from None
     if root is None:
@@ -234,8 +234,8 @@ def parse_yaml(raw: bytes, file: Path) -> Document:
     try:
         data = builder.build(root, (), 0)
     except _Refused as exc:
-        line, column = _pos(exc.node) if exc.node is not None else (None, None)
-        raise ConfigError(ConfigIssue(file, exc.message, line, column, dotted(exc.path))) from None
+        where = _pos(exc.node) if exc.node is not None else (None, None)
+        raise ConfigError(ConfigIssue(file, exc.message, where[0], where[1], dotted(exc.path))) from None
     except RecursionError:
         raise ConfigError(ConfigIssue(file, "nested too deeply", *_pos(root))) from None
     if not isinstance(data, dict):
