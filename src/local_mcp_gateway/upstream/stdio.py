@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from mcp.shared.message import SessionMessage
 
 from local_mcp_gateway.errors import UpstreamError
 
-__all__ = ["INHERITED_ENV_VARS", "StdioProcess", "child_environment", "stdio_transport"]
+__all__ = ["INHERITED_ENV_VARS", "StdioProcess", "child_environment", "executable", "stdio_transport"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,15 @@ REAP_POLL = 0.02
 
 MAX_LINE_BYTES = 16 * 1024 * 1024
 """A single JSON-RPC line longer than this is treated as garbage (bounded memory)."""
+
+
+GATEWAY_PYTHON_NAMES = frozenset({"python", "python3"})
+"""A bare `python`/`python3` command runs the gateway's own interpreter, so servers installed beside it are found."""
+
+
+def executable(command: str) -> str:
+    """The program to start for `command` (see `GATEWAY_PYTHON_NAMES`)."""
+    return sys.executable if command in GATEWAY_PYTHON_NAMES and sys.executable else command
 
 
 def child_environment(extra: Mapping[str, str], base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -112,7 +122,7 @@ async def stdio_transport(
     """
     try:
         process = await anyio.open_process(
-            [command, *args],
+            [executable(command), *args],
             env=child_environment(env),
             cwd=cwd,
             start_new_session=True,
