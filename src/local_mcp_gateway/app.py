@@ -11,7 +11,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from quart import Quart, Response
+from quart import Quart, Response, request
 
 if TYPE_CHECKING:
     from local_mcp_gateway.gateway import Gateway
@@ -38,6 +38,13 @@ def create_app(gateway: Gateway) -> Quart:
     @app.get("/status")
     async def status() -> Response:
         return _json(gateway.status())
+
+    @app.get("/oauth/callback")
+    async def oauth_callback() -> Response:
+        if gateway.oauth is None:
+            return Response("No OAuth login is in progress on this gateway.\n", status=404, mimetype="text/plain")
+        code, text = await gateway.oauth.handle_callback(dict(request.args))
+        return Response(text, status=code, mimetype="text/plain")
 
     return app
 

@@ -100,6 +100,8 @@ class Gateway:
         self.generation_info: Generation | None = None
         self.profiles: dict[str, Profile] = {}
         self.guards: dict[str, InboundGuard] = {}
+        self.oauth: Any = None
+        """The OAuth client for upstreams with `oauth` settings (see `oauth.py`); None while no server uses it."""
         self.ready = False
         self.last_reload_error: dict[str, Any] | None = None
         self.watch = watch
@@ -198,7 +200,7 @@ class Gateway:
             if slug in self.profiles:
                 self.profiles[slug].apply(servers, options, description=spec.description)
             else:
-                profile = Profile(slug, servers, options, description=spec.description)
+                profile = Profile(slug, servers, options, description=spec.description, auth=self._auth_for)
                 await self._tg.start(profile.run)
                 self.profiles[slug] = profile
         for slug in [slug for slug in self.profiles if slug not in generation.servers]:
@@ -213,6 +215,12 @@ class Gateway:
             len(self.profiles),
             ", ".join(sorted(self.profiles)) or "none",
         )
+
+    def _auth_for(self, upstream: Any) -> Any:
+        """The `httpx2.Auth` for an upstream with `oauth` settings, from the gateway's OAuth client."""
+        if upstream.server.oauth is None or self.oauth is None:
+            return None
+        return self.oauth.auth_for(upstream)
 
     def _watched_folders(self) -> list[Path]:
         info = self.generation_info

@@ -30,7 +30,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from local_mcp_gateway import __version__
 from local_mcp_gateway.catalog import Catalog, build_catalog, coerce_arguments, page
-from local_mcp_gateway.upstream.connection import Caller, Upstream, UpstreamState
+from local_mcp_gateway.upstream.connection import AuthFactory, Caller, Upstream, UpstreamState
 
 __all__ = ["Profile", "ProfileOptions"]
 
@@ -86,13 +86,22 @@ class ProfileServer(Server[Any]):
 class Profile:
     """A served profile (see module docstring)."""
 
-    def __init__(self, slug: str, servers: Sequence[Any], options: ProfileOptions, *, description: str | None = None):
+    def __init__(
+        self,
+        slug: str,
+        servers: Sequence[Any],
+        options: ProfileOptions,
+        *,
+        description: str | None = None,
+        auth: AuthFactory | None = None,
+    ):
         self.slug = slug
+        self._auth = auth
         self.description = description
         self.options = options
         self.servers: list[Any] = list(servers)
         self.upstreams: dict[str, Upstream] = {
-            server.name: Upstream(server, self) for server in self.servers if server.isolation == "shared"
+            server.name: Upstream(server, self, auth=auth) for server in self.servers if server.isolation == "shared"
         }
         self._catalog = Catalog()
         self._version = 0
@@ -153,7 +162,7 @@ class Profile:
                 current.server = server
                 shared[server.name] = current
                 continue
-            upstream = Upstream(server, self)
+            upstream = Upstream(server, self, auth=self._auth)
             shared[server.name] = upstream
             self._tg.start_soon(upstream.run)
             if current is not None:
@@ -328,7 +337,7 @@ class Profile:
             return
         started = []
         for server in missing:
-            upstream = Upstream(server, self)
+            upstream = Upstream(server, self, auth=self._auth)
             view.own[server.name] = upstream
             self._tg.start_soon(upstream.run)
             started.append(upstream)

@@ -27,7 +27,7 @@ from mcp.shared.message import ServerMessageMetadata
 from pydantic import TypeAdapter
 
 from local_mcp_gateway import __version__
-from local_mcp_gateway.errors import UpstreamError
+from local_mcp_gateway.errors import AuthError, UpstreamError
 from local_mcp_gateway.upstream.stdio import StdioProcess
 from local_mcp_gateway.upstream.transports import open_transport
 
@@ -100,6 +100,12 @@ class UpstreamEvents(Protocol):
     async def log_message(self, upstream: Upstream, params: types.LoggingMessageNotificationParams) -> None: ...
 
 
+AuthFactory = Callable[["Upstream"], Any]
+"""Returns the `httpx2.Auth` for a remote upstream with `oauth` settings (None: no authentication)."""
+
+NEEDS_AUTH_RETRY = 5.0
+"""Seconds between attempts while a server waits for an OAuth login (tokens may arrive from `auth login`)."""
+
 Connector = Callable[["Upstream"], Any]
 """Returns an async context manager yielding (read, write) for the upstream (the default opens its transport)."""
 
@@ -107,9 +113,17 @@ Connector = Callable[["Upstream"], Any]
 class Upstream:
     """A supervised connection to one upstream server (see module docstring)."""
 
-    def __init__(self, server: Any, events: UpstreamEvents, *, connector: Connector | None = None) -> None:
+    def __init__(
+        self,
+        server: Any,
+        events: UpstreamEvents,
+        *,
+        connector: Connector | None = None,
+        auth: AuthFactory | None = None,
+    ) -> None:
         self.server = server
         self.events = events
+        self._auth_factory = auth
         self.state = UpstreamState.DISABLED if not server.enabled else UpstreamState.STARTING
         self.error: str | None = None
         self.restarts = 0
@@ -126,6 +140,8 @@ class Upstream:
         self._stop = anyio.Event()
         self._ready_or_failed = anyio.Event()
         self._log_level: types.LoggingLevel | None = None
+        self._init_scope: anyio.CancelScope | None = None
+        self._authorized = anyio.Event()
 
     # -- state -------------------------------------------------------------------------------------------
 
@@ -164,6 +180,9 @@ class Upstream:
                 try:
                     await self._connect_and_serve()
                 except Exception as exc:  # one upstream's failure never propagates to the profile
+                    if _is_auth_wait(exc):
+                        await self._wait_for_login(exc)
+                        continue
                     self.error = _describe(exc)
                     logger.warning("upstream %s failed: %s", self.label, self.error)
                 finally:
@@ -198,8 +217,48 @@ class Upstream:
             self.state = UpstreamState.STOPPED if self.state != UpstreamState.FAILED else self.state
             self._ready_or_failed.set()
 
+    def mark_needs_auth(self, url: str) -> None:
+        """An OAuth login is needed: show `url` in /status; the connection attempt waits, unbounded by the timeout."""
+        self.auth_url = url
+        self.state = UpstreamState.NEEDS_AUTH
+        self.error = "waiting for an OAuth login"
+        if self._init_scope is not None:
+            self._init_scope.deadline = float("inf")
+        self._ready_or_failed.set()
+        self._set_listings(Listings())
+
+    def mark_authorized(self) -> None:
+        """The login finished: the connection attempt continues, bounded by the timeout again."""
+        self.auth_url = None
+        if self.state == UpstreamState.NEEDS_AUTH:
+            self.state = UpstreamState.STARTING
+            self.error = None
+        if self._init_scope is not None:
+            self._init_scope.deadline = anyio.current_time() + self.server.timeout_seconds
+        self._authorized.set()
+
+    async def _wait_for_login(self, exc: BaseException) -> None:
+        """Stay `needs_auth` until a login completes (or `NEEDS_AUTH_RETRY` passes), without counting a crash."""
+        if self.state != UpstreamState.NEEDS_AUTH:
+            self.state = UpstreamState.NEEDS_AUTH
+        self.error = _describe(exc)
+        self._ready_or_failed.set()
+        self._authorized = anyio.Event()
+        with anyio.move_on_after(NEEDS_AUTH_RETRY):
+            async with anyio.create_task_group() as waiters:
+
+                async def until(event: anyio.Event) -> None:
+                    await event.wait()
+                    waiters.cancel_scope.cancel()
+
+                waiters.start_soon(until, self._stop)
+                waiters.start_soon(until, self._authorized)
+
     async def _connect_and_serve(self) -> None:
-        transport = self._connector(self) if self._connector else open_transport(self.server, process=self.process)
+        auth = self._auth_factory(self) if self._auth_factory and self.server.kind == "remote" else None
+        transport = (
+            self._connector(self) if self._connector else open_transport(self.server, process=self.process, auth=auth)
+        )
         async with transport as (read, write), anyio.create_task_group() as tg:
             closed = anyio.Event()
             session_read = _watch_end(read, closed, tg)
@@ -213,10 +272,14 @@ class Upstream:
                 message_handler=lambda message: self._on_message(message, tg),
                 client_info=GATEWAY_CLIENT_INFO,
             ) as session:
-                with anyio.fail_after(self.server.timeout_seconds):
+                with anyio.CancelScope(deadline=anyio.current_time() + self.server.timeout_seconds) as scope:
+                    self._init_scope = scope
                     result = await session.initialize()
                     self._capabilities = result.capabilities
                     listings = await self._list_all(session)
+                self._init_scope = None
+                if scope.cancelled_caught:
+                    raise UpstreamError(f"no answer to initialize within {self.server.timeout_seconds:g} s")
                 self._session = session
                 self.state = UpstreamState.READY
                 self.error = None
@@ -402,6 +465,15 @@ def _watch_end(read: Any, closed: anyio.Event, tg: TaskGroup) -> Any:
 
     tg.start_soon(pump)
     return receive
+
+
+def _is_auth_wait(exc: BaseException) -> bool:
+    """Whether a failed connection attempt ended in an unfinished OAuth login (an `AuthError`)."""
+    if isinstance(exc, AuthError):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_is_auth_wait(inner) for inner in exc.exceptions)
+    return exc.__cause__ is not None and _is_auth_wait(exc.__cause__)
 
 
 def _describe(exc: BaseException) -> str:
