@@ -24,6 +24,14 @@ from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.models import InitializationOptions
 from mcp.server.session import ServerSession
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.subscriptions import (
+    InMemorySubscriptionBus,
+    ListenHandler,
+    PromptsListChanged,
+    ResourcesListChanged,
+    ResourceUpdated,
+    ToolsListChanged,
+)
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -43,6 +51,8 @@ FIRST_USE_WAIT = 30.0
 """Longest wait for a per-session upstream to come up before the first request is answered without it."""
 
 _STATE_KEY = "local_mcp_gateway"
+
+_LISTEN_EVENTS = {"tools": ToolsListChanged(), "prompts": PromptsListChanged(), "resources": ResourcesListChanged()}
 
 
 @dataclass(frozen=True)
@@ -109,6 +119,10 @@ class Profile:
         self._stateless_view = _View()
         self._tg: TaskGroup | None = None
         self._stop = anyio.Event()
+        self.bus = InMemorySubscriptionBus()
+        """Change notices for 2026-07-28 clients, delivered on their `subscriptions/listen` streams."""
+        self._listen = ListenHandler(self.bus)
+        self._listen_refs: dict[tuple[str, Upstream], int] = {}
         self.server = self._build_server()
         self.manager = StreamableHTTPSessionManager(
             self.server,
@@ -187,7 +201,8 @@ class Profile:
             self._notify_changes(before, self._catalog, self._views.values())
         else:
             for view in self._views.values():
-                self._notify_changes(views_before.get(id(view), before), self._catalog_of(view), [view])
+                self._notify_changes(views_before.get(id(view), before), self._catalog_of(view), [view], publish=False)
+            self._notify_changes(before, self._catalog, [])
 
     async def wait_settled(self, timeout: float) -> None:
         """Wait (bounded) until every shared upstream is ready or has failed."""
@@ -257,13 +272,17 @@ class Profile:
             if view.own.get(upstream.name) is upstream:
                 before = self._catalog_of(view)
                 view.own_version += 1
-                self._notify_changes(before, self._catalog_of(view), [view])
+                self._notify_changes(before, self._catalog_of(view), [view], publish=False)
                 return
         if self._stateless_view.own.get(upstream.name) is upstream:
+            before = self._catalog_of(self._stateless_view)
             self._stateless_view.own_version += 1
+            self._notify_changes(before, self._catalog_of(self._stateless_view), [])
 
     async def resource_updated(self, upstream: Upstream, params: types.ResourceUpdatedNotificationParams) -> None:
         uri = str(params.uri)
+        if self._sees(self._stateless_view, upstream):
+            await self.bus.publish(ResourceUpdated(uri))
         for view in list(self._views.values()):
             if uri in view.subscriptions and view.session is not None and self._sees(view, upstream):
                 await _quietly(view.session.send_resource_updated(uri))
@@ -298,7 +317,8 @@ class Profile:
             view.version = (self._version, view.own_version)
         return view.catalog
 
-    def _notify_changes(self, before: Catalog, after: Catalog, views: Any) -> None:
+    def _notify_changes(self, before: Catalog, after: Catalog, views: Any, *, publish: bool = True) -> None:
+        """Tell the sessions of `views` (and, if `publish`, the 2026-07-28 listeners) which lists changed."""
         kinds = []
         if before.tools != after.tools:
             kinds.append("tools")
@@ -308,9 +328,13 @@ class Profile:
             kinds.append("resources")
         if not kinds or self._tg is None:
             return
+        views = list(views)
         sessions = [view.session for view in views if view.session is not None]
         for session in sessions:
             self._tg.start_soon(_send_list_changed, session, tuple(kinds))
+        if publish:
+            for kind in kinds:
+                self._tg.start_soon(self.bus.publish, _LISTEN_EVENTS[kind])
 
     # -- the caller's view -------------------------------------------------------------------------------------
 
@@ -380,6 +404,7 @@ class Profile:
                 on_unsubscribe_resource=self._unsubscribe,
                 on_completion=self._complete,
                 on_set_logging_level=self._set_logging_level,
+                on_subscriptions_listen=self._subscriptions_listen,
             )
         server.middleware = []
         return server
@@ -469,6 +494,8 @@ class Profile:
         return types.EmptyResult()
 
     def _subscribed_elsewhere(self, uri: str, upstream: Upstream, view: _View) -> bool:
+        if view is not self._stateless_view and self._listen_refs.get((uri, upstream)):
+            return True
         return any(
             uri in other.subscriptions and self._sees(other, upstream)
             for other in self._views.values()
@@ -504,6 +531,35 @@ class Profile:
         )
         result = await self._upstream(view, server).request(request, Caller(ctx.session, ctx.request_id))
         return _for_caller(ctx, result)
+
+    async def _subscriptions_listen(self, ctx: Any, params: types.SubscriptionsListenRequestParams) -> Any:
+        """A 2026-07-28 listen stream; resource URIs it asks for are subscribed upstream while it is open."""
+        view = await self._view(ctx)
+        uris = list(params.notifications.resource_subscriptions or ())
+        subscribed: list[tuple[str, Upstream]] = []
+        for uri in uris:
+            server = self._catalog_of(view).server_for_uri(uri)
+            if server is None:
+                continue
+            upstream = self._upstream(view, server)
+            key = (uri, upstream)
+            if self._listen_refs.get(key, 0) == 0 and not self._subscribed_elsewhere(uri, upstream, view):
+                await _quietly(upstream.request(types.SubscribeRequest(params=types.SubscribeRequestParams(uri=uri))))
+            self._listen_refs[key] = self._listen_refs.get(key, 0) + 1
+            subscribed.append(key)
+        try:
+            return await self._listen(ctx, params)
+        finally:
+            with anyio.CancelScope(shield=True):
+                for key in subscribed:
+                    self._listen_refs[key] -= 1
+                    if self._listen_refs[key] == 0:
+                        del self._listen_refs[key]
+                        uri, upstream = key
+                        if not self._subscribed_elsewhere(uri, upstream, self._stateless_view):
+                            await _quietly(
+                                upstream.request(types.UnsubscribeRequest(params=types.UnsubscribeRequestParams(uri=uri)))
+                            )
 
     async def _set_logging_level(self, ctx: Any, params: types.SetLevelRequestParams) -> types.EmptyResult:
         view = await self._view(ctx)

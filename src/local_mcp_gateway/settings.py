@@ -24,6 +24,8 @@ class EnvSettings(BaseSettings):
     host: str | None = None
     port: int | None = None
     log_level: str | None = None
+    watch: bool = True
+    """Follow changes to the configuration files; false: reload only on SIGHUP (e.g. on network filesystems)."""
 
     def config_path(self, given: str | Path | None = None) -> Path:
         """The configuration file: the command line, else MCP_GATEWAY_CONFIG, else ./gateway.yaml."""

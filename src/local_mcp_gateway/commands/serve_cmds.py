@@ -41,7 +41,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     settings = EnvSettings()
     config_path = settings.config_path(args.config)
-    gateway = Gateway(config_path, settings)
+    gateway = Gateway(config_path, settings, watch=settings.watch)
     try:
         generation = gateway.load_first()
     except GatewayError as exc:
