@@ -25,6 +25,7 @@ from local_mcp_gateway.config.load import load_snapshot
 from local_mcp_gateway.config.resolve import resolve_profile
 from local_mcp_gateway.config.snapshot import Snapshot
 from local_mcp_gateway.errors import ConfigError, GatewayError
+from local_mcp_gateway.mrtr import state_key_from_identity
 from local_mcp_gateway.profile import Profile, ProfileOptions
 from local_mcp_gateway.reload import QUIET_PERIOD_MS, ConfigWatchFilter, module_source, tree_stamp, watch_config
 from local_mcp_gateway.secrets import SecretStore, require_identity
@@ -58,6 +59,8 @@ class Generation:
     """Per profile: the inbound keys accepted there (gateway-wide keys plus the profile's own), decrypted."""
     secrets: SecretStore
     loaded_at: str
+    request_state_keys: list[bytes] | None = None
+    """Keys for 2026-07-28 request state, derived from the age key (None without one: per-process keys)."""
 
 
 def build_generation(config_path: Path, settings: EnvSettings, number: int) -> Generation:
@@ -76,12 +79,14 @@ def build_generation(config_path: Path, settings: EnvSettings, number: int) -> G
     shared_keys = render(snapshot.gateway.security.api_keys)
     api_keys = {slug: shared_keys + render(spec.api_keys) for slug, spec in snapshot.profiles.items()}
     loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
-    return Generation(number, snapshot, servers, api_keys, store, loaded_at)
+    state_keys = [state_key_from_identity(identity.reveal())] if identity is not None else None
+    return Generation(number, snapshot, servers, api_keys, store, loaded_at, state_keys)
 
 
-def profile_options(snapshot: Snapshot) -> ProfileOptions:
-    security = snapshot.gateway.security
+def profile_options(generation: Generation) -> ProfileOptions:
+    security = generation.snapshot.gateway.security
     return ProfileOptions(
+        request_state_keys=generation.request_state_keys,
         security=TransportSecuritySettings(
             enable_dns_rebinding_protection=True,
             allowed_hosts=list(security.allowed_hosts),
@@ -193,7 +198,7 @@ class Gateway:
         """Make `generation` current: new profiles start, changed ones update in place, removed ones stop."""
         assert self._tg is not None
         snapshot = generation.snapshot
-        options = profile_options(snapshot)
+        options = profile_options(generation)
         for slug, servers in generation.servers.items():
             spec = snapshot.profiles[slug]
             self.guards[slug] = InboundGuard(snapshot.gateway.security, generation.api_keys[slug], slug)

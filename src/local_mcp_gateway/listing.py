@@ -25,7 +25,7 @@ async def list_profile_tools(config_path: Path, slug: str, settings: EnvSettings
         known = ", ".join(sorted(generation.servers)) or "none"
         raise ConfigError(ConfigIssue(config_path, f"no profile {slug!r} (profiles: {known})"))
     spec = generation.snapshot.profiles[slug]
-    profile = Profile(slug, generation.servers[slug], profile_options(generation.snapshot), description=spec.description)
+    profile = Profile(slug, generation.servers[slug], profile_options(generation), description=spec.description)
     async with anyio.create_task_group() as tg:
         await tg.start(profile.run)
         await profile.wait_settled(CONNECT_WAIT)

@@ -37,6 +37,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from local_mcp_gateway import __version__
+from local_mcp_gateway.mrtr import request_state_boundary, run_round
 from local_mcp_gateway.catalog import Catalog, build_catalog, coerce_arguments, page
 from local_mcp_gateway.upstream.connection import AuthFactory, Caller, Upstream, UpstreamState
 
@@ -63,6 +64,8 @@ class ProfileOptions:
     max_sessions: int | None = 10_000
     max_request_bytes: int = 4 * 1024 * 1024
     session_idle_timeout: float | None = SESSION_IDLE_TIMEOUT
+    request_state_keys: list[bytes] | None = None
+    """Keys sealing 2026-07-28 `requestState` (shared by replicas); None: a key of this process only."""
 
 
 @dataclass(eq=False)
@@ -161,6 +164,9 @@ class Profile:
         """
         assert self._tg is not None, "apply() needs the profile to be running"
         self.description = description
+        if options.request_state_keys != self.options.request_state_keys:
+            audience = f"local-mcp-gateway/{self.slug}"
+            self.server.middleware = [request_state_boundary(options.request_state_keys, audience)]
         self.options = options
         self.manager.security_settings = options.security
         before = self._catalog
@@ -406,7 +412,7 @@ class Profile:
                 on_set_logging_level=self._set_logging_level,
                 on_subscriptions_listen=self._subscriptions_listen,
             )
-        server.middleware = []
+        server.middleware = [request_state_boundary(self.options.request_state_keys, f"local-mcp-gateway/{self.slug}")]
         return server
 
     async def _list_tools(self, ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
@@ -445,8 +451,7 @@ class Profile:
         request = types.CallToolRequest(
             params=types.CallToolRequestParams(name=route.upstream_name, arguments=arguments, _meta=_forward_meta(ctx))
         )
-        result = await upstream.request(request, Caller(ctx.session, ctx.request_id), progress=_progress_forwarder(ctx))
-        return _for_caller(ctx, result)
+        return await self._forward(ctx, params, upstream, request)
 
     async def _get_prompt(self, ctx: Any, params: types.GetPromptRequestParams) -> Any:
         view = await self._view(ctx)
@@ -456,10 +461,7 @@ class Profile:
         request = types.GetPromptRequest(
             params=types.GetPromptRequestParams(name=route.upstream_name, arguments=params.arguments, _meta=_forward_meta(ctx))
         )
-        result = await self._upstream(view, route.server).request(
-            request, Caller(ctx.session, ctx.request_id), progress=_progress_forwarder(ctx)
-        )
-        return _for_caller(ctx, result)
+        return await self._forward(ctx, params, self._upstream(view, route.server), request)
 
     async def _read_resource(self, ctx: Any, params: types.ReadResourceRequestParams) -> Any:
         view = await self._view(ctx)
@@ -468,10 +470,15 @@ class Profile:
         if server is None:
             raise MCPError(types.RESOURCE_NOT_FOUND, f"Resource not found: {uri}", {"uri": uri})
         request = types.ReadResourceRequest(params=types.ReadResourceRequestParams(uri=uri, _meta=_forward_meta(ctx)))
-        result = await self._upstream(view, server).request(
-            request, Caller(ctx.session, ctx.request_id), progress=_progress_forwarder(ctx)
-        )
-        return _for_caller(ctx, result)
+        return await self._forward(ctx, params, self._upstream(view, server), request)
+
+    async def _forward(self, ctx: Any, params: Any, upstream: Upstream, request: Any) -> Any:
+        """Send a client's request upstream; server-to-client questions go back to this caller (see `mrtr.py`)."""
+        progress = _progress_forwarder(ctx)
+        if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            result = await run_round(ctx, params, lambda caller: upstream.request(request, caller, progress=progress))
+            return result if isinstance(result, types.InputRequiredResult) else _for_caller(ctx, result)
+        return await upstream.request(request, Caller(ctx.session, ctx.request_id), progress=progress)
 
     async def _subscribe(self, ctx: Any, params: types.SubscribeRequestParams) -> types.EmptyResult:
         view = await self._view(ctx)

@@ -79,6 +79,10 @@ class Caller:
     def metadata(self) -> ServerMessageMetadata | None:
         return ServerMessageMetadata(related_request_id=self.request_id) if self.request_id is not None else None
 
+    async def ask(self, request: types.ServerRequest, result_type: type[Any]) -> Any:
+        """Put a server-to-client request (sampling, elicitation, roots) to this caller and return its answer."""
+        return await self.session.send_request(request, result_type, metadata=self.metadata)
+
 
 @dataclass
 class Listings:
@@ -409,7 +413,7 @@ class Upstream:
                 code=types.INVALID_REQUEST, message=f"{request.method}: no client call is in flight to answer it"
             )
         try:
-            return await caller.session.send_request(request, result_type, metadata=caller.metadata)
+            return await caller.ask(request, result_type)
         except MCPError as exc:
             return exc.error
         except Exception as exc:

@@ -1,0 +1,139 @@
+"""Multi-round-trip requests (MCP 2026-07-28) in front of upstreams that ask questions mid-call.
+
+A 2026-07-28 client has no session, so an upstream's server-to-client request (sampling, elicitation, roots) made
+while serving its call cannot be sent to it. Instead the call is answered with an `input_required` result that
+carries the questions; the client retries the same request with its answers and the echoed `requestState`.
+
+The gateway keeps nothing between rounds: the retry runs the upstream call again, and each question the upstream
+asks is answered from the answers gathered so far, matched by its position and kind (`elicitation-1`,
+`sampling-2`, ...). That is what makes a round trip work across replicas. The state handed to the client holds
+the answers and the keys of the questions asked in the last round; it is sealed (AES-GCM, bound to the method,
+target, arguments, profile and expiry) by the SDK's `RequestStateBoundary`, so a tampered or foreign state is
+refused before anything reaches an upstream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import anyio
+import mcp.types as types
+from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
+from mcp.server.session import ServerSession
+from mcp.shared.exceptions import MCPError
+
+from local_mcp_gateway.upstream.connection import Caller
+
+__all__ = ["InputRound", "REQUEST_STATE_TTL", "request_state_boundary", "run_round", "state_key_from_identity"]
+
+REQUEST_STATE_TTL = 600.0
+"""Seconds a client has to answer an `input_required` round."""
+
+_KEY_INFO = b"local-mcp-gateway/request-state/v1"
+
+_KINDS = {"sampling/createMessage": "sampling", "elicitation/create": "elicitation", "roots/list": "roots"}
+
+
+def state_key_from_identity(identity_text: str) -> bytes:
+    """A request-state key derived from the gateway's age identity, so every replica holding it shares the key."""
+    return hashlib.sha256(_KEY_INFO + b"\0" + identity_text.encode()).digest()
+
+
+def request_state_boundary(keys: list[bytes] | None, audience: str) -> RequestStateBoundary:
+    """The SDK middleware that seals outgoing and verifies incoming `requestState` (ephemeral key without `keys`)."""
+    security = (
+        RequestStateSecurity(keys=keys, ttl=REQUEST_STATE_TTL, bind_principal=None)
+        if keys
+        else RequestStateSecurity.ephemeral(ttl=REQUEST_STATE_TTL)
+    )
+    return RequestStateBoundary(security, default_audience=audience)
+
+
+class InputRound(Caller):
+    """A 2026-07-28 caller: questions are answered from earlier rounds, or collected for an `input_required` result."""
+
+    def __init__(self, session: ServerSession, request_id: types.RequestId | None, answers: Mapping[str, Any]) -> None:
+        super().__init__(session, request_id)
+        self.answers = dict(answers)
+        self.asked: dict[str, dict[str, Any]] = {}
+        self.need_input = anyio.Event()
+        self._count = 0
+
+    async def ask(self, request: types.ServerRequest, result_type: type[Any]) -> Any:
+        self._count += 1
+        key = f"{_KINDS.get(request.method, 'input')}-{self._count}"
+        if key in self.answers:
+            return result_type.model_validate(self.answers[key], by_name=False)
+        self.asked[key] = request.model_dump(by_alias=True, mode="json", exclude_none=True)
+        self.need_input.set()
+        await anyio.sleep_forever()
+
+
+def _read_state(plaintext: str | None) -> tuple[dict[str, Any], list[str]]:
+    if not plaintext:
+        return {}, []
+    try:
+        state = json.loads(plaintext)
+        return dict(state["answers"]), list(state["asked"])
+    except (ValueError, KeyError, TypeError):
+        raise MCPError(types.INVALID_PARAMS, "Invalid or expired requestState") from None
+
+
+async def run_round(
+    ctx: Any, params: Any, call: Callable[[Caller], Awaitable[dict[str, Any]]]
+) -> dict[str, Any] | types.InputRequiredResult:
+    """Run `call` for a 2026-07-28 request, translating upstream questions into an `input_required` round."""
+    answers, asked_before = _read_state(params.request_state)
+    responses = {
+        key: value.model_dump(by_alias=True, mode="json", exclude_none=True) if hasattr(value, "model_dump") else value
+        for key, value in (params.input_responses or {}).items()
+    }
+    unasked = sorted(set(responses) - set(asked_before))
+    if unasked:
+        raise MCPError(
+            types.INVALID_PARAMS,
+            f"inputResponses answer questions that were not asked: {', '.join(unasked)}",
+        )
+    answers.update(responses)
+    round_ = InputRound(ctx.session, ctx.request_id, answers)
+    outcome: dict[str, Any] = {}
+
+    async with anyio.create_task_group() as tg:
+
+        async def run() -> None:
+            try:
+                outcome["result"] = await call(round_)
+            except BaseException as exc:  # handed over to the caller below, outside the task group
+                if isinstance(exc, anyio.get_cancelled_exc_class()):
+                    raise
+                outcome["error"] = exc
+            tg.cancel_scope.cancel()
+
+        async def watch() -> None:
+            await round_.need_input.wait()
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(run)
+        tg.start_soon(watch)
+
+    if "error" in outcome:
+        raise outcome["error"]
+    if "result" in outcome:
+        return outcome["result"]
+    state = json.dumps({"answers": answers, "asked": sorted(round_.asked)}, separators=(",", ":"), sort_keys=True)
+    return types.InputRequiredResult(
+        input_requests={key: _input_request(value) for key, value in round_.asked.items()},
+        request_state=state,
+    )
+
+
+def _input_request(raw: dict[str, Any]) -> Any:
+    kinds = {
+        "sampling/createMessage": types.CreateMessageRequest,
+        "elicitation/create": types.ElicitRequest,
+        "roots/list": types.ListRootsRequest,
+    }
+    return kinds[raw["method"]].model_validate(raw, by_name=False)
