@@ -52,13 +52,15 @@ _AUTH_SCHEME = re.compile(r"(?i)\b(Bearer)(\s+)([A-Za-z0-9._~+/=\-]+)|\b(Basic)(
 _HEADER_LINE = re.compile(
     r"(?im)\b((?:proxy-)?authorization|set-cookie|cookie)(\"?'?\s*[:=]\s*\"?'?)(?!\*{10})([^\r\n\"']+)"
 )
+# Patterns start only where the previous character cannot belong to the match (lookbehinds) and use possessive
+# quantifiers, so a megabyte of `x-x-x-...` or `a:a:a:...` is scanned in linear time.
 # `name=value`, `name: value`, `"name": "value"` where name ends in a sensitive word (GITHUB_TOKEN, X-Api-Key,
 # "access_token"); a name running on (`github_token.age:`, `tokens:`) is left alone, so file names stay readable.
 _KEY_VALUE = re.compile(
-    rf"(?i)((?<![\w.])[\w-]*(?:{_SENSITIVE_WORDS}))(\"?'?\s*[:=]\s*)"
+    rf"(?i)((?<![\w.-])[\w-]*(?:{_SENSITIVE_WORDS}))(\"?'?\s*[:=]\s*)"
     r"(\"(?:[^\"\\]|\\.)*\"|'[^']*'|(?!\*{10})[^\s,;&}\])\"']+)"
 )
-_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]+:)([^/\s@]+)(@)")
+_URL_PASSWORD = re.compile(r"(?i)(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*+://[^/\s:@]++:)([^/\s@]++)(@)")
 
 
 def is_sensitive_name(name: str) -> bool:

@@ -115,14 +115,27 @@ def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE, *, exclusive: b
     make_dirs(path.parent)
     temp = write_temp(path, data, mode)
     try:
-        if exclusive:
-            os.link(temp, path)
-            discard_temp(temp)
-            fsync_dir(path.parent)
-        else:
+        if not exclusive:
             install_temp(temp, path)
+            return
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            raise
+        except OSError:  # a filesystem without hard links: create exclusively, then write in place
+            _write_exclusive(path, data, mode)
+        fsync_dir(path.parent)
     finally:
         discard_temp(temp)
+
+
+def _write_exclusive(path: Path, data: bytes, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(path, mode)
 
 
 # --------------------------------------------------------------------------------------------- the store
