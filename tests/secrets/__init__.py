@@ -1,0 +1,1 @@
+"""Tests of secrets, keys, encrypted state, redaction and the secret commands."""
