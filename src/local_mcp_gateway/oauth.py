@@ -102,6 +102,8 @@ CALLBACK_PATH = "/oauth/callback"
 STATE_PREFIX = "oauth"
 RELAY_DIR = f"{STATE_PREFIX}/relay"
 DEFAULT_CLIENT_NAME = "local-mcp-gateway"
+_CONNECTING_STATES = ("starting", "needs_auth")
+"""Upstream states in which a connection attempt is under way (and may wait for a login)."""
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _KEY_NAME_LENGTH = 48
 _KEY_HASH_LENGTH = 10
@@ -667,14 +669,19 @@ class OAuthManager:
     # -- logins ----------------------------------------------------------------------------------------------
 
     async def _begin(self, entry: _ServerAuth, url: str, state: str, relay: bool) -> None:
+        waiting = [up for up in list(entry.upstreams) if str(getattr(up, "state", "")) in _CONNECTING_STATES]
+        if not waiting and entry.announce is None:
+            # A connected upstream's call was refused and its tokens cannot be refreshed: end that connection;
+            # its next attempt asks for the login and shows the URL.
+            raise AuthError(f"{entry.label}: the server refused the stored tokens and they cannot be refreshed; "
+                            "a new login is needed")
         self._pending[state] = _PendingLogin(entry.key, entry.label, url, relay)
         if relay:
             self.state.write_json(_relay_entry(state), {"server": entry.key, "created": self.clock()})
         logger.info("OAuth login needed for %s: open the URL shown in /status (or run `local-mcp-gateway auth "
                     "login %s`)", entry.label, entry.name)
-        for upstream in list(entry.upstreams):
-            if str(getattr(upstream, "state", "")) in ("starting", "needs_auth"):
-                upstream.mark_needs_auth(url)
+        for upstream in waiting:
+            upstream.mark_needs_auth(url)
         if entry.announce is not None:
             entry.announce(url)
 
