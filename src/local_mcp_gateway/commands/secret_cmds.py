@@ -38,7 +38,15 @@ from local_mcp_gateway.secrets import (
     strip_final_newline,
 )
 from local_mcp_gateway.settings import EnvSettings
-from local_mcp_gateway.state import FILE_MODE, atomic_write, discard_temp, fsync_dir, install_temp, make_dirs, write_temp
+from local_mcp_gateway.state import (
+    FILE_MODE,
+    atomic_write,
+    discard_temp,
+    fsync_dir,
+    install_temp,
+    make_dirs,
+    write_temp,
+)
 
 __all__ = ["register"]
 
