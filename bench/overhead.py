@@ -16,7 +16,7 @@ round ends after `--calls` calls or `--round-seconds`, whichever comes first, an
 stops starting rounds after `--max-seconds`. Calls/s is calls over the summed round time; p50/p99 are over
 every call of the target at that concurrency.
 
-    python bench/overhead.py                         # defaults: about one to two minutes on 2 cores
+    python bench/overhead.py                         # defaults: about two minutes on 2 cores
     python bench/overhead.py --rounds 3 --calls 100  # quicker
     python bench/overhead.py --install-mcp-proxy     # first create the venv holding mcp-proxy
 
@@ -72,13 +72,13 @@ EXPECTED_PROTOCOL = "2025-11-25"
 
 CONCURRENCY_LEVELS = (1, 8)
 DEFAULT_ROUNDS = 5
-DEFAULT_CALLS = 300
+DEFAULT_CALLS = 250
 """Calls per round and target, shared by the workers of that round."""
 DEFAULT_WARMUP_CALLS = 40
 """Calls per worker before measuring: imports, connection pools, caches and the tool list all settle."""
 DEFAULT_ROUND_SECONDS = 8.0
 """A round stops at this even if its calls are not done, so a slow target cannot stretch the run."""
-DEFAULT_MAX_SECONDS = 150.0
+DEFAULT_MAX_SECONDS = 120.0
 """No round starts after this many seconds of measuring (both concurrency levels together)."""
 
 START_TIMEOUT = 60.0
@@ -185,6 +185,44 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """CPU time (user + system) used so far by every thread of these processes, from /proc (nanoseconds)."""
+    total_ns = 0
+    for pid in pids:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
+                    total_ns += int(stat.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+    return total_ns / 1e9
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` in the process tree (the stdio upstream of a hop, and its children)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent]
+        found += children
+        frontier += children
+    return found
+
+
 def _wait_http(service: Service, url: str, accept: Any = lambda response: response.status_code == 200) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -227,6 +265,16 @@ class Targets:
     urls: dict[str, str] = field(default_factory=dict)
     services: dict[str, Service] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    hop_pids: dict[str, list[int]] = field(default_factory=dict)
+    """The hop's own process, whose CPU time is the price of the hop (empty for `direct`)."""
+    upstream_pids: dict[str, list[int]] = field(default_factory=dict)
+    """The upstream server processes behind the hop."""
+
+    def find_stdio_upstreams(self) -> None:
+        """The stdio upstreams are children of the hops; look them up once the hops have started them."""
+        for name, service in (("gateway-stdio", "gateway"), ("mcp-proxy", "mcp-proxy")):
+            if name in self.urls:
+                self.upstream_pids[name] = descendants(self.services[service].process.pid)
 
 
 def start_targets(services: ExitStack, workdir: Path, wanted: Sequence[str], mcp_proxy: Path | None) -> Targets:
@@ -237,6 +285,7 @@ def start_targets(services: ExitStack, workdir: Path, wanted: Sequence[str], mcp
     targets.services["upstream-http"] = upstream
     if "direct" in wanted:
         targets.urls["direct"] = upstream_url
+        targets.hop_pids["direct"] = []
 
     if "raw-forwarder" in wanted:
         forwarder = _spawn(
@@ -244,6 +293,7 @@ def start_targets(services: ExitStack, workdir: Path, wanted: Sequence[str], mcp
         )
         targets.urls["raw-forwarder"] = _read_ready_line(forwarder) + "/mcp"
         targets.services["raw-forwarder"] = forwarder
+        targets.hop_pids["raw-forwarder"] = [forwarder.process.pid]
 
     if {"gateway-http", "gateway-stdio"} & set(wanted):
         config = write_gateway_config(workdir / "gateway-config", upstream_url)
@@ -259,6 +309,7 @@ def start_targets(services: ExitStack, workdir: Path, wanted: Sequence[str], mcp
         for name, slug in (("gateway-http", "http"), ("gateway-stdio", "stdio")):
             if name in wanted:
                 targets.urls[name] = f"{base}/mcp/{slug}"
+                targets.hop_pids[name] = [gateway.process.pid]
 
     if "mcp-proxy" in wanted:
         if mcp_proxy is None or not mcp_proxy.exists():
@@ -273,6 +324,9 @@ def start_targets(services: ExitStack, workdir: Path, wanted: Sequence[str], mcp
             _wait_http(proxy, f"http://127.0.0.1:{port}/status", lambda response: response.status_code < 500)
             targets.urls["mcp-proxy"] = f"http://127.0.0.1:{port}/mcp"
             targets.services["mcp-proxy"] = proxy
+            targets.hop_pids["mcp-proxy"] = [proxy.process.pid]
+    for name in targets.urls:
+        targets.upstream_pids[name] = [upstream.process.pid]
     return targets
 
 
@@ -298,6 +352,12 @@ class Measure:
     seconds: float = 0.0
     rounds: int = 0
     latencies: list[float] = field(default_factory=list)
+    client_cpu: float = 0.0
+    hop_cpu: float = 0.0
+    upstream_cpu: float = 0.0
+
+    def cpu_ms_per_call(self, seconds: float) -> float:
+        return 1000 * seconds / self.calls if self.calls else float("nan")
 
     @property
     def rate(self) -> float:
@@ -377,8 +437,20 @@ class Plan:
     concurrency: tuple[int, ...]
 
 
-async def measure(urls: dict[str, str], plan: Plan) -> dict[int, dict[str, Measure]]:
+async def measured_round(targets: Targets, name: str, sessions: list[ClientSession], plan: Plan, seconds: float,
+                         into: Measure) -> None:
+    """One round of `name`, with the CPU time the client, the hop and the upstream spent on it."""
+    hop, upstream = targets.hop_pids[name], targets.upstream_pids[name]
+    client_before, hop_before, upstream_before = time.process_time(), cpu_seconds(hop), cpu_seconds(upstream)
+    await run_round(sessions, plan.calls, seconds, into)
+    into.client_cpu += time.process_time() - client_before
+    into.hop_cpu += cpu_seconds(hop) - hop_before
+    into.upstream_cpu += cpu_seconds(upstream) - upstream_before
+
+
+async def measure(targets: Targets, plan: Plan) -> dict[int, dict[str, Measure]]:
     """Every target at every concurrency level, rounds alternating between targets."""
+    urls = targets.urls
     results: dict[int, dict[str, Measure]] = {}
     stop_at = time.monotonic() + plan.max_seconds
     for concurrency in plan.concurrency:
@@ -387,13 +459,14 @@ async def measure(urls: dict[str, str], plan: Plan) -> dict[int, dict[str, Measu
             sessions = {name: await open_sessions(stack, url, concurrency) for name, url in urls.items()}
             for name in urls:
                 await warm_up(sessions[name], plan.warmup)
+            targets.find_stdio_upstreams()
             for number in range(1, plan.rounds + 1):
                 if time.monotonic() >= stop_at:
                     print(f"  time cap reached: concurrency {concurrency} stops after {number - 1} rounds", flush=True)
                     break
                 for name in urls:
                     seconds = max(0.0, min(plan.round_seconds, stop_at - time.monotonic()))
-                    await run_round(sessions[name], plan.calls, seconds, results[concurrency][name])
+                    await measured_round(targets, name, sessions[name], plan, seconds, results[concurrency][name])
                 print(f"  concurrency {concurrency}: round {number}/{plan.rounds} done", flush=True)
     return results
 
@@ -415,6 +488,11 @@ def summarize(results: dict[int, dict[str, Measure]]) -> dict[str, Any]:
                 "p50_ms": round(m.percentile_ms(0.50), 3),
                 "p99_ms": round(m.percentile_ms(0.99), 3),
                 "vs_direct": round(m.rate / direct.rate, 3) if direct and direct.rate else None,
+                "cpu_ms_per_call": {
+                    "client": round(m.cpu_ms_per_call(m.client_cpu), 3),
+                    "hop": round(m.cpu_ms_per_call(m.hop_cpu), 3),
+                    "upstream": round(m.cpu_ms_per_call(m.upstream_cpu), 3),
+                },
             }
         checks: dict[str, Any] = {}
         if "gateway-http" in measures and "raw-forwarder" in measures:
@@ -440,22 +518,41 @@ def summarize(results: dict[int, dict[str, Measure]]) -> dict[str, Any]:
     return summary
 
 
+COLUMNS = ("target", "calls", "calls/s", "p50 ms", "p99 ms", "vs direct", "CPU ms/call: client", "hop", "upstream")
+"""The table's columns; CPU is per call, per process kind, summed over every round of the target."""
+
+
+def _cells(name: str, row: dict[str, Any]) -> list[str]:
+    cpu = row["cpu_ms_per_call"]
+    return [
+        TARGET_LABELS[name],
+        str(row["calls"]),
+        f"{row['calls_per_s']:.0f}",
+        f"{row['p50_ms']:.2f}",
+        f"{row['p99_ms']:.2f}",
+        f"{row['vs_direct']:.2f}" if row["vs_direct"] is not None else "-",
+        f"{cpu['client']:.2f}",
+        f"{cpu['hop']:.2f}" if row["calls"] and name != "direct" else "-",
+        f"{cpu['upstream']:.2f}",
+    ]
+
+
 def render(summary: dict[str, Any], markdown: bool) -> str:
+    """The tables (plain text or Markdown), one per concurrency level, each followed by the checks."""
     lines: list[str] = []
+    widths = (38, 7, 9, 8, 8, 10, 21, 6, 9)
     for concurrency, block in summary["concurrency"].items():
+        rows = [_cells(name, row) for name, row in block["targets"].items()]
         if markdown:
-            lines += [f"**Concurrency {concurrency}**", "", "| target | calls | calls/s | p50 ms | p99 ms | vs direct |"]
-            lines += ["|---|---:|---:|---:|---:|---:|"]
+            lines += [f"Concurrency {concurrency}:", "", "| " + " | ".join(COLUMNS) + " |"]
+            lines += ["|---" + "|---:" * (len(COLUMNS) - 1) + "|"]
+            lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+            lines.append("")
         else:
-            lines += [f"concurrency {concurrency}"]
-            lines += [f"  {'target':<38}{'calls':>7}{'calls/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs direct':>11}"]
-        for name, row in block["targets"].items():
-            vs = f"{row['vs_direct']:.2f}" if row["vs_direct"] is not None else "-"
-            cells = (TARGET_LABELS[name], row["calls"], row["calls_per_s"], row["p50_ms"], row["p99_ms"], vs)
-            if markdown:
-                lines.append("| {} | {} | {:.0f} | {:.2f} | {:.2f} | {} |".format(*cells))
-            else:
-                lines.append("  {:<38}{:>7}{:>10.0f}{:>9.2f}{:>9.2f}{:>11}".format(*cells))
+            lines.append(f"concurrency {concurrency}")
+            for cells in [list(COLUMNS), *rows]:
+                first, rest = cells[0], cells[1:]
+                lines.append("  " + first.ljust(widths[0]) + "".join(c.rjust(w) for c, w in zip(rest, widths[1:])))
         for check, verdict in block["checks"].items():
             mark = "met" if verdict["met"] else "MISSED"
             lines.append(f"{'- ' if markdown else '  '}{check}: {verdict['value']} (target {verdict['target']}): {mark}")
@@ -522,7 +619,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"processes: {pids}", flush=True)
             print(f"measuring {', '.join(targets.urls)}: {plan}", flush=True)
             started = time.monotonic()
-            results = anyio.run(measure, targets.urls, plan)
+            results = anyio.run(measure, targets, plan)
             elapsed = time.monotonic() - started
         finally:
             if args.keep_logs:
