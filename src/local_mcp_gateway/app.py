@@ -7,6 +7,7 @@ Quart. The slug is taken from the raw path, so encoded slashes or dots never sel
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,16 @@ def create_app(gateway: Gateway) -> Quart:
     async def status() -> Response:
         return _json(gateway.status())
 
+    @app.get("/traffic/<slug>")
+    async def traffic(slug: str) -> Response:
+        """The redacted traffic log of a profile (`logging.traffic`), to loopback clients only."""
+        if not _is_loopback(request.remote_addr):
+            return _json({"error": "forbidden", "message": "the traffic log is served to loopback clients only"}, 403)
+        profile = gateway.profiles.get(slug)
+        if profile is None or profile.traffic is None:
+            return _json({"error": "not_found", "message": "no traffic log for this profile"}, 404)
+        return _json(profile.traffic.as_json())
+
     @app.get("/oauth/callback")
     async def oauth_callback() -> Response:
         if gateway.oauth is None:
@@ -47,6 +58,13 @@ def create_app(gateway: Gateway) -> Quart:
         return Response(text, status=code, mimetype="text/plain")
 
     return app
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def _json(body: Any, status: int = 200) -> Response:

@@ -45,7 +45,6 @@ SHUTDOWN_GRACE = 10.0
 CONSISTENT_LOAD_TRIES = 5
 """Loads retried when the files changed while being read, before the last load is taken as it is."""
 
-LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
 
 
 @dataclass(frozen=True)
@@ -87,12 +86,11 @@ def profile_options(generation: Generation) -> ProfileOptions:
     security = generation.snapshot.gateway.security
     return ProfileOptions(
         request_state_keys=generation.request_state_keys,
-        security=TransportSecuritySettings(
-            enable_dns_rebinding_protection=True,
-            allowed_hosts=list(security.allowed_hosts),
-            allowed_origins=[*security.cors_origins, *LOOPBACK_ORIGINS],
-        ),
+        # Host and Origin are checked by the inbound guard (security.py), which knows the gateway's patterns;
+        # the SDK's own check stays off so the two never disagree. It still checks Content-Type.
+        security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         max_request_bytes=security.max_request_bytes,
+        traffic=generation.snapshot.gateway.logging.traffic,
     )
 
 

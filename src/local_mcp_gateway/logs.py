@@ -29,6 +29,8 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # already rendered (and redacted) by the redaction filter
+            entry["exception"] = record.exc_text
         return json.dumps(entry)
 
 

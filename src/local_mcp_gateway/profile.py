@@ -38,6 +38,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from local_mcp_gateway import __version__
 from local_mcp_gateway.mrtr import request_state_boundary, run_round
+from local_mcp_gateway.security import TrafficLog
 from local_mcp_gateway.catalog import Catalog, build_catalog, coerce_arguments, page
 from local_mcp_gateway.upstream.connection import AuthFactory, Caller, Upstream, UpstreamState
 
@@ -66,6 +67,8 @@ class ProfileOptions:
     session_idle_timeout: float | None = SESSION_IDLE_TIMEOUT
     request_state_keys: list[bytes] | None = None
     """Keys sealing 2026-07-28 `requestState` (shared by replicas); None: a key of this process only."""
+    traffic: Any = None
+    """`logging.traffic` settings: when enabled, a redacted record of each MCP request (see `security.TrafficLog`)."""
 
 
 @dataclass(eq=False)
@@ -126,6 +129,7 @@ class Profile:
         """Change notices for 2026-07-28 clients, delivered on their `subscriptions/listen` streams."""
         self._listen = ListenHandler(self.bus)
         self._listen_refs: dict[tuple[str, Upstream], int] = {}
+        self.traffic: TrafficLog | None = TrafficLog.from_config(slug, options.traffic) if options.traffic else None
         self.server = self._build_server()
         self.manager = StreamableHTTPSessionManager(
             self.server,
@@ -164,10 +168,13 @@ class Profile:
         """
         assert self._tg is not None, "apply() needs the profile to be running"
         self.description = description
-        if options.request_state_keys != self.options.request_state_keys:
-            audience = f"local-mcp-gateway/{self.slug}"
-            self.server.middleware = [request_state_boundary(options.request_state_keys, audience)]
+        rebuild = options.request_state_keys != self.options.request_state_keys or options.traffic != self.options.traffic
         self.options = options
+        if rebuild:
+            traffic = TrafficLog.from_config(self.slug, options.traffic) if options.traffic else None
+            if traffic is None or self.traffic is None or traffic.max_entries != self.traffic.max_entries:
+                self.traffic = traffic
+            self.server.middleware = self._middleware()
         self.manager.security_settings = options.security
         before = self._catalog
         old = {server.name: server for server in self.servers}
@@ -412,8 +419,15 @@ class Profile:
                 on_set_logging_level=self._set_logging_level,
                 on_subscriptions_listen=self._subscriptions_listen,
             )
-        server.middleware = [request_state_boundary(self.options.request_state_keys, f"local-mcp-gateway/{self.slug}")]
+        server.middleware = self._middleware()
         return server
+
+    def _middleware(self) -> list[Any]:
+        """The MCP server's middleware: the request-state seal, then (if enabled) the traffic log."""
+        chain: list[Any] = [request_state_boundary(self.options.request_state_keys, f"local-mcp-gateway/{self.slug}")]
+        if self.traffic is not None:
+            chain.append(self.traffic.middleware)
+        return chain
 
     async def _list_tools(self, ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         catalog = self._catalog_of(await self._view(ctx))
@@ -468,7 +482,7 @@ class Profile:
         uri = str(params.uri)
         server = self._catalog_of(view).server_for_uri(uri)
         if server is None:
-            raise MCPError(types.RESOURCE_NOT_FOUND, f"Resource not found: {uri}", {"uri": uri})
+            raise MCPError(types.INVALID_PARAMS, f"Resource not found: {uri}", {"uri": uri})
         request = types.ReadResourceRequest(params=types.ReadResourceRequestParams(uri=uri, _meta=_forward_meta(ctx)))
         return await self._forward(ctx, params, self._upstream(view, server), request)
 
@@ -485,7 +499,7 @@ class Profile:
         uri = str(params.uri)
         server = self._catalog_of(view).server_for_uri(uri)
         if server is None:
-            raise MCPError(types.RESOURCE_NOT_FOUND, f"Resource not found: {uri}", {"uri": uri})
+            raise MCPError(types.INVALID_PARAMS, f"Resource not found: {uri}", {"uri": uri})
         upstream = self._upstream(view, server)
         if not self._subscribed_elsewhere(uri, upstream, view):
             await upstream.request(types.SubscribeRequest(params=types.SubscribeRequestParams(uri=uri)))

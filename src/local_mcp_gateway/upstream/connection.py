@@ -50,6 +50,10 @@ MAX_CONSECUTIVE_CRASHES = 5
 STABLE_AFTER = 30.0
 """Seconds of uninterrupted service after which the crash count starts again from zero."""
 
+STARTUP_GRACE = 10.0
+"""Least time a server gets to start and answer initialize (and the first listings), whatever its timeout_seconds:
+a process start (an interpreter, `npx`) can take longer than a request may."""
+
 MAX_LIST_PAGES = 1000
 """Upper bound on pages followed when listing (a server that paginates forever is cut off)."""
 
@@ -158,6 +162,10 @@ class Upstream:
         return f"{self.server.profile}/{self.server.name}"
 
     @property
+    def _startup_timeout(self) -> float:
+        return max(self.server.timeout_seconds, STARTUP_GRACE)
+
+    @property
     def capabilities(self) -> types.ServerCapabilities | None:
         return self._capabilities
 
@@ -238,7 +246,7 @@ class Upstream:
             self.state = UpstreamState.STARTING
             self.error = None
         if self._init_scope is not None:
-            self._init_scope.deadline = anyio.current_time() + self.server.timeout_seconds
+            self._init_scope.deadline = anyio.current_time() + self._startup_timeout
         self._authorized.set()
 
     async def _wait_for_login(self, exc: BaseException) -> None:
@@ -276,14 +284,14 @@ class Upstream:
                 message_handler=lambda message: self._on_message(message, tg),
                 client_info=GATEWAY_CLIENT_INFO,
             ) as session:
-                with anyio.CancelScope(deadline=anyio.current_time() + self.server.timeout_seconds) as scope:
+                with anyio.CancelScope(deadline=anyio.current_time() + self._startup_timeout) as scope:
                     self._init_scope = scope
                     result = await session.initialize()
                     self._capabilities = result.capabilities
                     listings = await self._list_all(session)
                 self._init_scope = None
                 if scope.cancelled_caught:
-                    raise UpstreamError(f"no answer to initialize within {self.server.timeout_seconds:g} s")
+                    raise UpstreamError(f"no answer to initialize within {self._startup_timeout:g} s")
                 self._session = session
                 self.state = UpstreamState.READY
                 self.error = None
