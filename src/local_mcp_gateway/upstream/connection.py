@@ -149,6 +149,8 @@ class Upstream:
         self._ready_or_failed = anyio.Event()
         self._log_level: types.LoggingLevel | None = None
         self._init_scope: anyio.CancelScope | None = None
+        self.ever_ready = False
+        """Whether this upstream has been ready at least once (a first start is waited for by requests)."""
         self._authorized = anyio.Event()
 
     # -- state -------------------------------------------------------------------------------------------
@@ -170,7 +172,7 @@ class Upstream:
         return self._capabilities
 
     async def wait_settled(self, timeout: float) -> None:
-        """Wait until the upstream is ready or has failed (at most `timeout` seconds)."""
+        """Wait until the first connection attempt is over, ready or not (at most `timeout` seconds)."""
         with anyio.move_on_after(timeout):
             await self._ready_or_failed.wait()
 
@@ -201,6 +203,7 @@ class Upstream:
                     self._session = None
                 if self._stop.is_set():
                     break
+                self._ready_or_failed.set()  # the first attempt is over: nobody waits on this server any longer
                 if time.monotonic() - started > STABLE_AFTER:
                     crashes = 0
                 crashes += 1
@@ -294,6 +297,7 @@ class Upstream:
                     raise UpstreamError(f"no answer to initialize within {self._startup_timeout:g} s")
                 self._session = session
                 self.state = UpstreamState.READY
+                self.ever_ready = True
                 self.error = None
                 self._set_listings(listings)
                 self._ready_or_failed.set()
