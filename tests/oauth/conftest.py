@@ -26,6 +26,9 @@ from tests.oauth.servers import AuthServer, ProtectedMcpServer, ThreadedServer
 SETTLE_TIMEOUT = 30.0
 """Longest wait for an upstream to reach an expected state (the tests poll; nothing asserts on time)."""
 
+STOP_WAIT = 2.0
+"""Seconds an upstream gets to stop on its own before the test cancels it."""
+
 
 @pytest.fixture
 def anyio_backend() -> str:
@@ -123,14 +126,22 @@ class Gatewayish:
     @asynccontextmanager
     async def upstream(self, server: ResolvedServer) -> AsyncIterator[Upstream]:
         upstream = Upstream(server, Events(), auth=self.manager.auth_for)
-        self.tg.start_soon(upstream.run)
+        scope = anyio.CancelScope()
+
+        async def run() -> None:
+            with scope:
+                await upstream.run()
+
+        self.tg.start_soon(run)
         try:
             yield upstream
         finally:
             upstream.stop()
-            with anyio.move_on_after(SETTLE_TIMEOUT):
+            # A connection attempt waiting for a login does not watch `stop()`: end it as shutdown does.
+            with anyio.move_on_after(STOP_WAIT):
                 while upstream.state not in (UpstreamState.STOPPED, UpstreamState.FAILED):
                     await anyio.sleep(0.02)
+            scope.cancel()
 
 
 @asynccontextmanager
