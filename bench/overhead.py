@@ -36,7 +36,6 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or os.curdir) != _HERE]
 
 import argparse  # noqa: E402
-import asyncio  # noqa: E402
 import json  # noqa: E402
 import select  # noqa: E402
 import signal  # noqa: E402
@@ -44,8 +43,8 @@ import socket  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Iterator, Sequence  # noqa: E402
-from contextlib import AsyncExitStack, ExitStack, contextmanager  # noqa: E402
+from collections.abc import Callable, Iterator, Sequence  # noqa: E402
+from contextlib import AsyncExitStack, ExitStack, contextmanager, suppress  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -123,16 +122,17 @@ class Service:
             return ""
 
     def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        try:
+        """SIGTERM to the whole process group, then SIGKILL if the leader has not exited in time."""
+        with suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
+        try:
             self.process.wait(STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
+            with suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(STOP_TIMEOUT)
-        except ProcessLookupError:
-            pass
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 def _child_environment() -> dict[str, str]:
@@ -141,12 +141,24 @@ def _child_environment() -> dict[str, str]:
     return environment
 
 
-def _spawn(services: ExitStack, name: str, argv: list[str], workdir: Path, env: dict[str, str] | None = None) -> Service:
+def _spawn(
+    services: ExitStack,
+    name: str,
+    argv: list[str],
+    workdir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    reports_ready: bool = False,
+) -> Service:
+    """Start `argv` in its own process group; stopped when `services` closes. Output goes to `<name>.log`.
+
+    With `reports_ready`, stdout stays a pipe for `_read_ready_line` (those children print nothing else there).
+    """
     log_path = workdir / f"{name}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             argv,
-            stdout=subprocess.PIPE,
+            stdout=subprocess.PIPE if reports_ready else log,
             stderr=log,
             stdin=subprocess.DEVNULL,
             env=env or _child_environment(),
@@ -223,7 +235,12 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def _wait_http(service: Service, url: str, accept: Any = lambda response: response.status_code == 200) -> None:
+def _is_ok(response: httpx2.Response) -> bool:
+    return response.status_code == 200
+
+
+def _wait_http(service: Service, url: str, accept: Callable[[httpx2.Response], bool] = _is_ok) -> None:
+    """Poll `url` until `accept` likes the answer; fails with the service's log if it exits or takes too long."""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if service.process.poll() is not None:
@@ -280,7 +297,9 @@ class Targets:
 def start_targets(services: ExitStack, workdir: Path, wanted: Sequence[str], mcp_proxy: Path | None) -> Targets:
     """Start the upstream and every hop in `wanted`; a target that cannot run is skipped with the reason."""
     targets = Targets()
-    upstream = _spawn(services, "upstream-http", [PYTHON, str(UPSTREAM_SCRIPT), "--transport", "http"], workdir)
+    upstream = _spawn(
+        services, "upstream-http", [PYTHON, str(UPSTREAM_SCRIPT), "--transport", "http"], workdir, reports_ready=True
+    )
     upstream_url = _read_ready_line(upstream)
     targets.services["upstream-http"] = upstream
     if "direct" in wanted:
@@ -288,9 +307,8 @@ def start_targets(services: ExitStack, workdir: Path, wanted: Sequence[str], mcp
         targets.hop_pids["direct"] = []
 
     if "raw-forwarder" in wanted:
-        forwarder = _spawn(
-            services, "raw-forwarder", [PYTHON, str(FORWARDER_SCRIPT), "--upstream", upstream_url], workdir
-        )
+        argv = [PYTHON, str(FORWARDER_SCRIPT), "--upstream", upstream_url]
+        forwarder = _spawn(services, "raw-forwarder", argv, workdir, reports_ready=True)
         targets.urls["raw-forwarder"] = _read_ready_line(forwarder) + "/mcp"
         targets.services["raw-forwarder"] = forwarder
         targets.hop_pids["raw-forwarder"] = [forwarder.process.pid]
@@ -299,9 +317,8 @@ def start_targets(services: ExitStack, workdir: Path, wanted: Sequence[str], mcp
         config = write_gateway_config(workdir / "gateway-config", upstream_url)
         port = free_port()
         environment = _child_environment() | {"MCP_GATEWAY_HOST": "127.0.0.1", "MCP_GATEWAY_PORT": str(port)}
-        gateway = _spawn(
-            services, "gateway", [PYTHON, "-m", "local_mcp_gateway", "run", "-c", str(config)], workdir, environment
-        )
+        argv = [PYTHON, "-m", "local_mcp_gateway", "run", "-c", str(config)]
+        gateway = _spawn(services, "gateway", argv, workdir, env=environment)
         base = f"http://127.0.0.1:{port}"
         _wait_http(gateway, f"{base}/readyz")
         _wait_http(gateway, f"{base}/status", _all_upstreams_ready)
@@ -605,6 +622,7 @@ def _workdir() -> Iterator[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Start the targets, measure them, print the tables; 0 when measured (missed targets are reported, not fatal)."""
     args = parse_args(argv)
     mcp_proxy: Path | None = args.mcp_proxy
     if args.install_mcp_proxy and "mcp-proxy" in args.targets:
@@ -612,7 +630,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = Plan(args.rounds, args.calls, args.warmup, args.round_seconds, args.max_seconds, tuple(args.concurrency))
     with _workdir() as workdir, ExitStack() as services:
         try:
-            targets = start_targets(services, workdir, args.targets, mcp_proxy)
+            try:
+                targets = start_targets(services, workdir, args.targets, mcp_proxy)
+            except RuntimeError as exc:
+                print(f"overhead: a target could not start: {exc}", file=sys.stderr)
+                return 1
             for name, reason in targets.skipped.items():
                 print(f"skipped {name}: {reason}", flush=True)
             pids = ", ".join(f"{name} {service.process.pid}" for name, service in targets.services.items())
@@ -631,6 +653,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary["skipped"] = targets.skipped
     print()
     print(render(summary, args.markdown))
+    for name, reason in targets.skipped.items():
+        print(f"not measured: {name}: {reason}")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2) + "\n")
     return 0
