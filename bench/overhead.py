@@ -446,6 +446,8 @@ async def run_round(sessions: list[ClientSession], calls: int, seconds: float, i
 
 @dataclass(frozen=True)
 class Plan:
+    """How much to measure: the command line's bounds, by count and by time."""
+
     rounds: int
     calls: int
     warmup: int
@@ -454,8 +456,9 @@ class Plan:
     concurrency: tuple[int, ...]
 
 
-async def measured_round(targets: Targets, name: str, sessions: list[ClientSession], plan: Plan, seconds: float,
-                         into: Measure) -> None:
+async def measured_round(
+    targets: Targets, name: str, sessions: list[ClientSession], plan: Plan, seconds: float, into: Measure
+) -> None:
     """One round of `name`, with the CPU time the client, the hop and the upstream spent on it."""
     hop, upstream = targets.hop_pids[name], targets.upstream_pids[name]
     client_before, hop_before, upstream_before = time.process_time(), cpu_seconds(hop), cpu_seconds(upstream)
