@@ -145,11 +145,11 @@ class Gatewayish:
 
 
 @asynccontextmanager
-async def gatewayish(store: StateStore, **options: Any) -> AsyncIterator[Gatewayish]:
+async def gatewayish(store: StateStore, port: int | None = None, **options: Any) -> AsyncIterator[Gatewayish]:
     """Serve `callback_app` of a new manager with uvicorn in this event loop; yields it and a task group."""
     import uvicorn
 
-    port = free_port()
+    port = port or free_port()
     public_url = f"http://127.0.0.1:{port}"
     manager = OAuthManager(store, public_url, **options)
     server = uvicorn.Server(uvicorn.Config(callback_app(manager), host="127.0.0.1", port=port, log_level="warning",

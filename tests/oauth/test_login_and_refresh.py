@@ -15,6 +15,7 @@ from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull,
 from local_mcp_gateway.oauth import StateTokenStorage, server_key
 from local_mcp_gateway.upstream.connection import UpstreamState
 from local_mcp_gateway.upstream.transports import open_transport
+from tests.conftest import free_port
 from tests.oauth.conftest import (
     call_whoami,
     gatewayish,
@@ -75,13 +76,14 @@ async def test_login_then_refresh_before_expiry_and_nothing_readable_in_state(st
 
 async def test_restart_refreshes_without_a_new_login(store, auth_server, protected):
     server = remote_server(protected.url)
-    async with gatewayish(store) as gw:
+    port = free_port()
+    async with gatewayish(store, port) as gw:
         cm, upstream = await login_through_upstream(gw, server, auth_server)
         await cm.__aexit__(None, None, None)
     # The gateway is down long enough for the access token to expire.
     await anyio.sleep(TOKEN_LIFETIME + 0.5)
     refreshes = auth_server.refresh_count
-    async with gatewayish(store) as gw:  # a new manager on the same state folder: a restart
+    async with gatewayish(store, port) as gw:  # a new manager on the same state folder: a restart
         async with gw.upstream(server) as upstream:
             await wait_state(upstream, UpstreamState.READY, UpstreamState.NEEDS_AUTH)
             assert upstream.state == UpstreamState.READY, upstream.error
