@@ -65,6 +65,7 @@ __all__ = [
     "StateTokenStorage",
     "TokenRecord",
     "callback_app",
+    "manager_for",
     "public_url_for",
     "redirect_uri",
     "revoke_tokens",
@@ -812,6 +813,26 @@ class OAuthManager:
                   "auth_url": pending.get(key)}
             for key, entry in sorted(self._servers.items())
         }
+
+
+def manager_for(snapshot: Any, settings: Any, current: OAuthManager | None = None) -> OAuthManager | None:
+    """The gateway's `OAuthManager` for a configuration generation (what `Gateway.oauth` should hold).
+
+    None while no server uses `oauth`; `current` is kept (with its logins in progress) while the state folder,
+    the recipients and the public URL stay the same. Raises `SecretError` when the key is missing.
+    """
+    from local_mcp_gateway.secrets import require_identity
+
+    uses = any(spec.config.oauth is not None for profile in snapshot.profiles.values() for spec in profile.servers)
+    if not uses:
+        return None
+    public_url = public_url_for(snapshot.gateway, settings)
+    identity = require_identity(settings, snapshot)
+    store = StateStore(snapshot.state_dir, identity, list(snapshot.gateway.secrets.recipients))
+    if (current is not None and current.public_url == public_url and current.state.state_dir == store.state_dir
+            and current.state.recipients == store.recipients):
+        return current
+    return OAuthManager(store, public_url)
 
 
 def _relay_entry(state: str) -> str:

@@ -162,3 +162,24 @@ def test_corrupted_token_file_is_reported_and_treated_as_absent(repo, identity, 
     assert out.returncode == 0, out.stderr
     assert "linear: not logged in" in out.stdout
     assert "cannot be read" in out.stdout and str(path) in out.stdout
+
+
+def test_manager_for_a_configuration(repo, identity, monkeypatch):
+    from local_mcp_gateway.config.load import load_snapshot
+    from local_mcp_gateway.oauth import manager_for
+    from local_mcp_gateway.settings import EnvSettings
+
+    for name in list(os.environ):
+        if name.startswith("MCP_GATEWAY_"):
+            monkeypatch.delenv(name)
+    snapshot = load_snapshot(repo)
+    with pytest.raises(Exception, match="MCP_GATEWAY_AGE_KEY"):
+        manager_for(snapshot, EnvSettings())
+    monkeypatch.setenv("MCP_GATEWAY_AGE_KEY", identity.reveal())
+    settings = EnvSettings()
+    manager = manager_for(snapshot, settings)
+    port = snapshot.gateway.listen.port
+    assert manager is not None and manager.redirect_uri == f"http://127.0.0.1:{port}/oauth/callback"
+    assert manager_for(snapshot, settings, manager) is manager, "kept across reloads that change nothing"
+    monkeypatch.setenv("MCP_GATEWAY_PORT", "9999")
+    assert manager_for(snapshot, EnvSettings(), manager).redirect_uri == "http://127.0.0.1:9999/oauth/callback"
