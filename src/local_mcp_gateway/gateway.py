@@ -26,6 +26,7 @@ from local_mcp_gateway.config.resolve import resolve_profile
 from local_mcp_gateway.config.snapshot import Snapshot
 from local_mcp_gateway.errors import ConfigError, GatewayError
 from local_mcp_gateway.mrtr import state_key_from_identity
+from local_mcp_gateway.oauth import manager_for
 from local_mcp_gateway.profile import Profile, ProfileOptions
 from local_mcp_gateway.reload import QUIET_PERIOD_MS, ConfigWatchFilter, module_source, tree_stamp, watch_config
 from local_mcp_gateway.secrets import SecretStore, require_identity
@@ -167,7 +168,12 @@ class Gateway:
             if self._unchanged(generation):
                 logger.info("reload: nothing changed")
                 return True
-            await self._apply(generation)
+            try:
+                await self._apply(generation)
+            except GatewayError as exc:
+                self.last_reload_error = _reload_error(exc, self.config_path)
+                logger.error("reload failed; generation %d keeps serving: %s", self.generation, exc)
+                return False
             return True
 
     def _load_consistent(self, number: int) -> Generation:
@@ -197,6 +203,7 @@ class Gateway:
         assert self._tg is not None
         snapshot = generation.snapshot
         options = profile_options(generation)
+        self.oauth = manager_for(snapshot, self.settings, self.oauth)  # first: it may raise before anything changed
         for slug, servers in generation.servers.items():
             spec = snapshot.profiles[slug]
             self.guards[slug] = InboundGuard(snapshot.gateway.security, generation.api_keys[slug], slug)
@@ -268,6 +275,7 @@ class Gateway:
             "last_reload_error": self.last_reload_error,
             "ready": self.ready,
             "default_profile": self.default_profile,
+            "oauth": self.oauth.status() if self.oauth is not None else {},
             "profiles": {slug: profile.status() for slug, profile in sorted(self.profiles.items())},
         }
 

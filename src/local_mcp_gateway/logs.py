@@ -14,6 +14,9 @@ __all__ = ["JsonFormatter", "setup_logging"]
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 QUIET_LOGGERS = ("mcp", "httpx2", "hypercorn.access", "sse_starlette", "watchfiles")
+
+SILENCED_LOGGERS = ("mcp.client.auth.oauth2",)
+"""Loggers that only repeat, with a traceback, a failure the gateway already reports in its own words."""
 """Libraries whose info-level chatter drowns the gateway's own lines; they log from warning up."""
 
 
@@ -47,4 +50,6 @@ def setup_logging(level: str = "info", fmt: str = "text") -> None:
     if root.level > logging.DEBUG:
         for name in QUIET_LOGGERS:
             logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    for name in SILENCED_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     install_redaction(root)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -29,12 +30,23 @@ from local_mcp_gateway.upstream.connection import Caller
 
 __all__ = ["InputRound", "REQUEST_STATE_TTL", "request_state_boundary", "run_round", "state_key_from_identity"]
 
+logger = logging.getLogger(__name__)
+
 REQUEST_STATE_TTL = 600.0
 """Seconds a client has to answer an `input_required` round."""
 
 _KEY_INFO = b"local-mcp-gateway/request-state/v1"
 
 _KINDS = {"sampling/createMessage": "sampling", "elicitation/create": "elicitation", "roots/list": "roots"}
+
+_REQUIRED = {
+    "sampling/createMessage": types.ClientCapabilities(sampling=types.SamplingCapability()),
+    "elicitation/create": types.ClientCapabilities(elicitation=types.ElicitationCapability()),
+    "roots/list": types.ClientCapabilities(roots=types.RootsCapability()),
+}
+
+COLLECT_WINDOW = 0.1
+"""Seconds to keep collecting after an upstream's first question, so questions it asks together form one round."""
 
 
 def state_key_from_identity(identity_text: str) -> bytes:
@@ -60,6 +72,7 @@ class InputRound(Caller):
         self.answers = dict(answers)
         self.asked: dict[str, dict[str, Any]] = {}
         self.need_input = anyio.Event()
+        self.refusal: MCPError | None = None
         self._count = 0
 
     async def ask(self, request: types.ServerRequest, result_type: type[Any]) -> Any:
@@ -67,7 +80,18 @@ class InputRound(Caller):
         key = f"{_KINDS.get(request.method, 'input')}-{self._count}"
         if key in self.answers:
             return result_type.model_validate(self.answers[key], by_name=False)
-        self.asked[key] = request.model_dump(by_alias=True, mode="json", exclude_none=True)
+        required = _REQUIRED.get(request.method)
+        if required is not None and not self.session.check_client_capability(required):
+            # The client cannot answer this kind of question: the request fails with -32021 naming the capability
+            # (an upstream on the handshake line cannot be told which capabilities this one client declared).
+            self.refusal = MCPError(
+                types.MISSING_REQUIRED_CLIENT_CAPABILITY,
+                f"A server behind this profile needs the client's {_KINDS[request.method]} capability, "
+                "which the request did not declare",
+                {"requiredCapabilities": required.model_dump(by_alias=True, mode="json", exclude_none=True)},
+            )
+        else:
+            self.asked[key] = request.model_dump(by_alias=True, mode="json", exclude_none=True)
         self.need_input.set()
         await anyio.sleep_forever()
 
@@ -91,13 +115,12 @@ async def run_round(
         key: value.model_dump(by_alias=True, mode="json", exclude_none=True) if hasattr(value, "model_dump") else value
         for key, value in (params.input_responses or {}).items()
     }
+    # Answers to questions that were not asked are ignored (SEP-2322: servers SHOULD ignore unrecognized
+    # inputResponses); they never reach an upstream. Missing answers are simply asked again.
     unasked = sorted(set(responses) - set(asked_before))
     if unasked:
-        raise MCPError(
-            types.INVALID_PARAMS,
-            f"inputResponses answer questions that were not asked: {', '.join(unasked)}",
-        )
-    answers.update(responses)
+        logger.debug("ignored inputResponses for questions that were not asked: %s", ", ".join(unasked))
+    answers.update({key: value for key, value in responses.items() if key in asked_before})
     round_ = InputRound(ctx.session, ctx.request_id, answers)
     outcome: dict[str, Any] = {}
 
@@ -114,6 +137,7 @@ async def run_round(
 
         async def watch() -> None:
             await round_.need_input.wait()
+            await anyio.sleep(COLLECT_WINDOW)
             tg.cancel_scope.cancel()
 
         tg.start_soon(run)
@@ -123,6 +147,8 @@ async def run_round(
         raise outcome["error"]
     if "result" in outcome:
         return outcome["result"]
+    if round_.refusal is not None:
+        raise round_.refusal
     state = json.dumps({"answers": answers, "asked": sorted(round_.asked)}, separators=(",", ":"), sort_keys=True)
     return types.InputRequiredResult(
         input_requests={key: _input_request(value) for key, value in round_.asked.items()},

@@ -18,6 +18,7 @@ import anyio
 import mcp.types as types
 from anyio.abc import TaskGroup
 from mcp.server import Server
+from mcp.server.caching import CACHEABLE_METHODS, CacheHint
 from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions
@@ -53,6 +54,9 @@ FIRST_USE_WAIT = 30.0
 """Longest wait for a per-session upstream to come up before the first request is answered without it."""
 
 _STATE_KEY = "local_mcp_gateway"
+
+UNCACHED = CacheHint(ttl_ms=0, scope="private")
+"""Cache hint for 2026-07-28 results: upstreams on the handshake line give none, so claim no freshness."""
 
 _LISTEN_EVENTS = {"tools": ToolsListChanged(), "prompts": PromptsListChanged(), "resources": ResourcesListChanged()}
 
@@ -431,6 +435,7 @@ class Profile:
                 on_completion=self._complete,
                 on_set_logging_level=self._set_logging_level,
                 on_subscriptions_listen=self._subscriptions_listen,
+                cache_hints=dict.fromkeys(CACHEABLE_METHODS, UNCACHED),
             )
         server.middleware = self._middleware()
         return server

@@ -1,48 +1,35 @@
 """The official MCP conformance suite, run against the gateway with the project's fixture server behind it.
 
-The fixture (`tests/fixtures/conformance_server.py`) offers every name the suite's scenarios call; a profile
-serves it with `prefix: ""`, once over stdio and once over Streamable HTTP, so the suite judges the whole proxy path.
-Scenarios that cannot pass are listed with their reason in `expected-failures.yaml` next to this file.
+The fixture (`tests/fixtures/conformance_server.py`) offers every name the suites' scenarios call; a profile serves
+it with `prefix: ""`, once over stdio and once over Streamable HTTP, so the suite judges the whole proxy path:
+the stable suite (0.1.16, every active and pending scenario) and 0.2.0-alpha.12 on the 2025-11-25 line and the
+2026-07-28 line. Scenarios that cannot pass through the gateway are listed, each with its reason, in
+`conformance-expected-failures.yml` next to this file (used for the 2026-07-28 runs only).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, PYTHON, REPO, fixture_server
+from tests.conformance.runner import parse_summary, run_conformance
+from tests.conftest import FIXTURES, PYTHON, fixture_server
 
-NODE_PREFIX = REPO / ".ci" / "node"
-SUITE_TIMEOUT = 900
-"""Seconds one run of the suite may take."""
+EXPECTED_FAILURES = Path(__file__).with_name("conformance-expected-failures.yml")
 
-EXPECTED_FAILURES = Path(__file__).with_name("expected-failures.yaml")
-
-
-def conformance(*args: str) -> subprocess.CompletedProcess[str]:
-    node_bin = NODE_PREFIX / "node_modules" / "node" / "bin"
-    cli = NODE_PREFIX / "node_modules" / ".bin" / "conformance"
-    if not cli.exists():
-        pytest.fail("the conformance suite is not installed: run `bash .ci/setup-node.sh`")
-    env = {**os.environ, "PATH": f"{node_bin}{os.pathsep}{os.environ['PATH']}"}
-    command = [str(cli), "server", *args]
-    if EXPECTED_FAILURES.exists():
-        command += ["--expected-failures", str(EXPECTED_FAILURES)]
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=SUITE_TIMEOUT)
-
-
-def summary(output: str) -> str:
-    found = re.findall(r"Total: \d+ passed, \d+ failed.*", output)
-    return found[-1] if found else "no summary line"
+RUNS = {
+    "stable": ("0.1.16", None, None),
+    "2025-11-25": ("next", "2025-11-25", None),
+    "2026-07-28": ("next", "2026-07-28", EXPECTED_FAILURES),
+}
 
 
 @pytest.fixture(scope="module")
 def fixture_over_http():
-    """The fixture server over Streamable HTTP, as a process of its own."""
+    """The fixture server over Streamable HTTP, as a process of its own (stopped by its pid at the end)."""
     process = subprocess.Popen(
         [PYTHON, str(FIXTURES / "conformance_server.py"), "--transport", "http", "--host", "127.0.0.1", "--port", "0"],
         stdout=subprocess.PIPE,
@@ -58,16 +45,27 @@ def fixture_over_http():
         process.wait(10)
 
 
-@pytest.mark.parametrize("transport", ["stdio", "http"])
-def test_the_conformance_suite_passes_through_the_gateway(config_repo, gateway_factory, transport, request):
-    if transport == "stdio":
+@pytest.fixture(params=["stdio", "http"])
+def gateway_with_fixture(request, config_repo, gateway_factory):
+    if request.param == "stdio":
         server = fixture_server("conformance_server.py")
     else:
         server = {"url": request.getfixturevalue("fixture_over_http")}
     config_repo.write_profile("conformance", {"fixture": {**server, "prefix": ""}})
-    gateway = gateway_factory(config_repo.path)
-    result = conformance("--url", gateway.url("conformance"), "--suite", "all")
-    output = result.stdout + result.stderr
+    return gateway_factory(config_repo.path)
+
+
+@pytest.mark.parametrize("run", list(RUNS))
+def test_the_conformance_suite_passes_through_the_gateway(gateway_with_fixture, run):
+    version, spec_version, expected_failures = RUNS[run]
+    returncode, output = run_conformance(
+        gateway_with_fixture.url("conformance"),
+        version=version,
+        spec_version=spec_version,
+        expected_failures=expected_failures,
+    )
     print(output)
-    assert result.returncode == 0, f"{summary(output)}\n{output[-6000:]}\n--- gateway log ---\n{gateway.log()[-4000:]}"
-    assert re.search(r"Total: [1-9]\d* passed", output)
+    totals = re.findall(r"Total: \d+ passed, \d+ failed", output)
+    assert returncode == 0, f"{totals}\n{output[-6000:]}\n--- gateway log ---\n{gateway_with_fixture.log()[-4000:]}"
+    results = parse_summary(output)
+    assert results and sum(result.passed for result in results.values()) > 0

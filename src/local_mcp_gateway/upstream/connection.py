@@ -179,6 +179,8 @@ class Upstream:
     def stop(self) -> None:
         """Ask the owner task to close the connection (after in-flight calls, bounded by `STOP_GRACE`)."""
         self._stop.set()
+        if self._init_scope is not None:  # a connection attempt (perhaps waiting for a login) ends now
+            self._init_scope.cancel()
 
     # -- the owner task --------------------------------------------------------------------------------------
 

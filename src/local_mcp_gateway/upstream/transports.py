@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import httpx2
 from mcp.client._memory import InMemoryTransport
 from mcp.client.sse import sse_client
@@ -54,10 +55,56 @@ def load_module_server(spec: str) -> Server[Any]:
     raise UpstreamError(f"{spec!r} is a {type(obj).__name__}, not an MCP server (mcp.server.Server or MCPServer)")
 
 
+DRAIN_LIMIT = 0.05
+"""Seconds a closed response may take to deliver its last bytes, so its connection can be used again."""
+
+
+class _DrainingStream(httpx2.AsyncByteStream):
+    """A response body that reads what is left (bounded) before closing.
+
+    The SDK closes an SSE response as soon as the JSON-RPC answer arrived, before the final chunk; the
+    connection pool then has to drop the connection, and every call pays for a new TCP connection.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._iterator: Any = None
+
+    async def __aiter__(self) -> Any:
+        self._iterator = self._inner.__aiter__()
+        async for chunk in self._iterator:
+            yield chunk
+
+    async def aclose(self) -> None:
+        if self._iterator is not None:
+            with anyio.move_on_after(DRAIN_LIMIT):
+                try:
+                    async for _ in self._iterator:
+                        pass
+                except Exception:  # the connection is dropped below either way
+                    pass
+        await self._inner.aclose()
+
+
+class DrainingTransport(httpx2.AsyncBaseTransport):
+    """An httpx2 transport whose responses drain before they close (see `_DrainingStream`)."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport | None = None) -> None:
+        self._inner = inner or httpx2.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = await self._inner.handle_async_request(request)
+        response.stream = _DrainingStream(response.stream)
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 def http_client(headers: dict[str, str], auth: httpx2.Auth | None = None) -> httpx2.AsyncClient:
-    """An httpx2 client for one remote server, with its configured headers."""
+    """An httpx2 client for one remote server, with its configured headers and reusable connections."""
     timeout = httpx2.Timeout(HTTP_CONNECT_TIMEOUT, read=HTTP_STREAM_READ_TIMEOUT)
-    return httpx2.AsyncClient(headers=headers, timeout=timeout, auth=auth)
+    return httpx2.AsyncClient(headers=headers, timeout=timeout, auth=auth, transport=DrainingTransport())
 
 
 @asynccontextmanager
