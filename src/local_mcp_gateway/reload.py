@@ -28,6 +28,9 @@ QUIET_PERIOD_MS = 300
 MAX_COLLECT_MS = 2000
 """Longest time changes are collected into one batch while writes keep coming."""
 
+WATCH_WAKEUP_MS = 500
+"""How long the watcher thread blocks at most; a stop (or shutdown) waits for it, so keep it short."""
+
 CONFIG_SUFFIXES = (".yaml", ".yml", ".age", ".py")
 
 
@@ -90,6 +93,7 @@ async def watch_config(paths: Iterable[Path], watch_filter: ConfigWatchFilter, s
         stop_event=stop,
         recursive=False,
         force_polling=None,
+        rust_timeout=WATCH_WAKEUP_MS,
     ):
         logger.debug("configuration changed: %s", sorted({path for _, path in changes}))
         yield changes
