@@ -819,6 +819,10 @@ def leak_verdict(samples: Sequence[Sample], warmup: int) -> dict[str, Any]:
         "rss_growth_kb": rss_growth,
         "rss_growth_kb_per_cycle": round(rss_growth / cycles_after, 2),
     }
+    middle = min(samples, key=lambda s: abs(s.cycles - (baseline.cycles + end.cycles) / 2))
+    if baseline.cycles < middle.cycles < end.cycles:
+        verdict["rss_growth_kb_second_half"] = end.rss_kb - middle.rss_kb
+        verdict["second_half_from_cycle"] = middle.cycles
     verdict["flat"] = verdict["children_flat"] and verdict["fds_flat"] and verdict["rss_flat"]
     return verdict
 
@@ -831,34 +835,34 @@ def render(results: dict[str, Any]) -> str:
     if "latency" in results:
         lat = results["latency"]
         out.append(f"== latency: file write -> connected client lists the new tool (quiet period {QUIET_PERIOD_MS} ms)")
-        out.append(f"{'':34}{'min':>7} {'p50':>7} {'max':>7}   (ms)")
-        out.append(f"{'watcher alone: write -> batch':34}{fmt(lat['watcher_alone_ms'])}")
-        out.append(f"{'stdio server alone: spawn -> lists':34}{fmt(lat['stdio_server_alone_ms'])}")
+        out.append(f"{'':36}{'min':>7} {'p50':>7} {'max':>7}   (ms)")
+        out.append(f"{'watcher alone: write -> batch':36}{fmt(lat['watcher_alone_ms'])}")
+        out.append(f"{'stdio server alone: spawn -> lists':36}{fmt(lat['stdio_server_alone_ms'])}")
         for kind, title in (("filter", "tools filter change (no process)"), ("stdio", "new stdio server")):
             part = lat[kind]
             out.append(f"-- {title}")
-            out.append(f"{'  write -> listed':34}{fmt(part['listed_ms'])}")
-            out.append(f"{'  listed minus quiet period':34}{fmt(part['listed_minus_quiet_ms'])}")
-            out.append(f"{'  write -> first list_changed':34}{fmt(part['notice_ms'])}")
-            out.append(f"{'  write -> generation applied (log)':34}{fmt(part['applied_ms'])}")
+            out.append(f"{'  write -> listed':36}{fmt(part['listed_ms'])}")
+            out.append(f"{'  listed minus quiet period':36}{fmt(part['listed_minus_quiet_ms'])}")
+            out.append(f"{'  write -> first list_changed':36}{fmt(part['notice_ms'])}")
+            out.append(f"{'  write -> generation applied (log)':36}{fmt(part['applied_ms'])}")
             if part["applied_to_ready_ms"].get("n"):
-                out.append(f"{'  applied -> server ready (log)':34}{fmt(part['applied_to_ready_ms'])}")
-            out.append(f"{'  last log line -> listed':34}{fmt(part['last_log_to_listed_ms'])}")
+                out.append(f"{'  applied -> server ready (log)':36}{fmt(part['applied_to_ready_ms'])}")
+            out.append(f"{'  last log line -> listed':36}{fmt(part['last_log_to_listed_ms'])}")
             verdict = "met" if part["meets_target"] else ("met at p50, missed at max" if part["p50_meets_target"] else "MISSED")
             out.append(f"  target <= {TARGET_EXCESS_MS:.0f} ms beyond the quiet period: {verdict}")
         out.append(f"  filter change kept the server's process: {'yes' if lat['filter_kept_process'] else 'NO'}")
     if "noop" in results:
         out.append("== no-op reload (nothing changed): wall and gateway CPU per reload")
-        out.append(f"{'':34}{'min':>7} {'p50':>7} {'max':>7}   (ms)")
+        out.append(f"{'':36}{'min':>7} {'p50':>7} {'max':>7}   (ms)")
         for profiles, entry in results["noop"].items():
             out.append(f"-- {profiles} profile(s) of `module: {CLOCK_MODULE}`, gateway RSS {entry['gateway_rss_kb']} kB")
-            out.append(f"{'  SIGHUP -> log line (wall)':34}{fmt(entry['sighup']['wall_ms'])}")
-            out.append(f"{'  SIGHUP -> log line (log stamps)':34}{fmt(entry['sighup']['logged_ms'])}")
-            out.append(f"{'  SIGHUP: gateway CPU':34}{fmt(entry['sighup']['cpu_ms'])}")
-            out.append(f"{'  rewrite -> log line (wall)':34}{fmt(entry['rewrite']['wall_ms'])}")
-            out.append(f"{'  rewrite minus quiet period':34}{fmt(entry['rewrite_minus_quiet_ms'])}")
-            out.append(f"{'  rewrite: gateway CPU':34}{fmt(entry['rewrite']['cpu_ms'])}")
-            out.append(f"{'  build_generation (this process)':34}{fmt(entry['build_generation_ms'])}")
+            out.append(f"{'  SIGHUP -> log line (wall)':36}{fmt(entry['sighup']['wall_ms'])}")
+            out.append(f"{'  SIGHUP -> log line (log stamps)':36}{fmt(entry['sighup']['logged_ms'])}")
+            out.append(f"{'  SIGHUP: gateway CPU':36}{fmt(entry['sighup']['cpu_ms'])}")
+            out.append(f"{'  rewrite -> log line (wall)':36}{fmt(entry['rewrite']['wall_ms'])}")
+            out.append(f"{'  rewrite minus quiet period':36}{fmt(entry['rewrite_minus_quiet_ms'])}")
+            out.append(f"{'  rewrite: gateway CPU':36}{fmt(entry['rewrite']['cpu_ms'])}")
+            out.append(f"{'  build_generation (this process)':36}{fmt(entry['build_generation_ms'])}")
     if "leak" in results:
         leak = results["leak"]
         out.append(
@@ -877,7 +881,13 @@ def render(results: dict[str, Any]) -> str:
             f"  verdict (end vs {v['baseline']}): children {'flat' if v['children_flat'] else 'GROWING'}, "
             f"fds {'flat' if v['fds_flat'] else 'GROWING'} ({v['fd_growth']:+d}), "
             f"rss {'flat' if v['rss_flat'] else 'GROWING'} ({v['rss_growth_kb']:+d} kB, "
-            f"{v['rss_growth_kb_per_cycle']:+.1f} kB/cycle), threads {v['threads_growth']:+d}: "
+            f"{v['rss_growth_kb_per_cycle']:+.1f} kB/cycle"
+            + (
+                f"; {v['rss_growth_kb_second_half']:+d} kB from cycle {v['second_half_from_cycle']}"
+                if "rss_growth_kb_second_half" in v
+                else ""
+            )
+            + f"), threads {v['threads_growth']:+d}: "
             + ("NO LEAK" if v["flat"] else "LEAK")
         )
         out.append(f"  the client session lived through every cycle and reached the newest process: "
@@ -923,14 +933,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     with _workdir(args.keep_logs) as workdir, ExitStack() as stack:
         try:
-            if "latency" in args.only:
-                results["latency"] = anyio.run(measure_latency, stack, workdir, args.repeats)
-            if "noop" in args.only:
-                results["noop"] = measure_noop(stack, workdir, args.noop_profiles, args.noop_reloads)
-            if "leak" in args.only:
-                results["leak"] = anyio.run(
+            parts: dict[str, Callable[[], dict[str, Any]]] = {
+                "latency": lambda: anyio.run(measure_latency, stack, workdir, args.repeats),
+                "noop": lambda: measure_noop(stack, workdir, args.noop_profiles, args.noop_reloads),
+                "leak": lambda: anyio.run(
                     measure_leak, stack, workdir, args.leak_cycles, args.leak_warmup, args.leak_seconds
-                )
+                ),
+            }
+            for part in PARTS:
+                if part in args.only:
+                    part_started = time.monotonic()
+                    results[part] = parts[part]()
+                    results[part]["part_seconds"] = round(time.monotonic() - part_started, 1)
         except RuntimeError as exc:
             print(f"reload: {exc}", file=sys.stderr)
             return 1
