@@ -137,8 +137,11 @@ async def test_bad_modern_requests_get_the_errors_the_specification_names(echo_p
     assert mismatch["error"]["code"] == types.HEADER_MISMATCH
     missing_meta = post(url, "tools/call", {"name": "pid", "arguments": {}}, name="pid")
     assert "error" in missing_meta
-    unknown_version = post(url, "tools/list", {"_meta": envelope()}, headers={"Mcp-Protocol-Version": "2099-01-01"})
+    future = {**envelope(), "io.modelcontextprotocol/protocolVersion": "2099-01-01"}
+    unknown_version = post(url, "tools/list", {"_meta": future}, headers={"Mcp-Protocol-Version": "2099-01-01"})
     assert unknown_version["error"]["code"] == types.UNSUPPORTED_PROTOCOL_VERSION
+    disagreeing = post(url, "tools/list", {"_meta": envelope()}, headers={"Mcp-Protocol-Version": "2099-01-01"})
+    assert disagreeing["error"]["code"] == types.HEADER_MISMATCH
     # Nothing reached the upstream: it is the same process, still answering.
     assert call(url, "pid", {})["result"]["content"][0]["text"] == before
 
