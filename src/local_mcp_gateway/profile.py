@@ -24,7 +24,6 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.models import InitializationOptions
 from mcp.server.session import ServerSession
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.subscriptions import (
     InMemorySubscriptionBus,
     ListenHandler,
@@ -40,6 +39,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from local_mcp_gateway import __version__
 from local_mcp_gateway.mrtr import request_state_boundary, run_round
 from local_mcp_gateway.security import TrafficLog
+from local_mcp_gateway.transport import SessionManager
 from local_mcp_gateway.catalog import Catalog, build_catalog, coerce_arguments, page
 from local_mcp_gateway.upstream.connection import AuthFactory, Caller, Upstream, UpstreamState
 
@@ -135,7 +135,7 @@ class Profile:
         self._listen_refs: dict[tuple[str, Upstream], int] = {}
         self.traffic: TrafficLog | None = TrafficLog.from_config(slug, options.traffic) if options.traffic else None
         self.server = self._build_server()
-        self.manager = StreamableHTTPSessionManager(
+        self.manager = SessionManager(
             self.server,
             stateless=False,
             security_settings=options.security,

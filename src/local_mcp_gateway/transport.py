@@ -1,0 +1,215 @@
+"""Streamable HTTP towards clients, answering with plain JSON when nothing but the answer is to be sent.
+
+A POST carrying a request may be answered with one JSON body or with an SSE stream (MCP Streamable HTTP). The
+SDK's transport picks one for all requests: SSE (every answer pays for a streaming response: four tasks and the
+event framing) or JSON (progress, log messages and server requests of a call are dropped). A gateway passes
+through calls that may or may not stream, so this transport decides per request, at the first message it has to
+send: if that message is the answer itself, the answer goes out as JSON; if it is anything else (progress, a log
+message, a question to the client), the response becomes an SSE stream that starts with that message. Clients
+accept both (they send `Accept: application/json, text/event-stream`).
+
+Everything but the SSE branch of `_handle_post_request` is the SDK's own code path (mcp 2.3), kept as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from http import HTTPStatus
+from typing import Any
+from uuid import uuid4
+
+import anyio
+import pydantic_core
+from mcp.server.streamable_http import (
+    CONTENT_TYPE_SSE,
+    MCP_SESSION_ID_HEADER,
+    REQUEST_STREAM_BUFFER_SIZE,
+    EventMessage,
+    StreamableHTTPServerTransport,
+)
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.shared.message import SessionMessage
+from mcp_types import (
+    DEFAULT_NEGOTIATED_VERSION,
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    PARSE_ERROR,
+    JSONRPCError,
+    JSONRPCRequest,
+    JSONRPCResponse,
+    jsonrpc_message_adapter,
+)
+from pydantic import ValidationError
+from sse_starlette import EventSourceResponse
+from starlette.requests import Request
+from starlette.types import Receive, Scope, Send
+
+__all__ = ["LazyStreamTransport", "SessionManager"]
+
+logger = logging.getLogger(__name__)
+
+
+class LazyStreamTransport(StreamableHTTPServerTransport):
+    """A session's Streamable HTTP transport that streams a request's answer only when it has to."""
+
+    async def _handle_post_request(self, scope: Scope, request: Request, receive: Receive, send: Send) -> None:
+        if self.is_json_response_enabled or self._event_store is not None:
+            # Resumable streams start with a priming event, and JSON mode never streams: the SDK's path as it is.
+            await super()._handle_post_request(scope, request, receive, send)
+            return
+        writer = self._read_stream_writer
+        if writer is None:  # pragma: no cover - connect() runs before any request is handled
+            raise ValueError("No read stream writer available. Ensure connect() is called first.")
+        try:
+            if not await self._validate_accept_header(request, scope, send):
+                return
+            if not self._check_content_type(request):
+                response = self._create_error_response(
+                    "Unsupported Media Type: Content-Type must be application/json", HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+                )
+                await response(scope, receive, send)
+                return
+            body = await request.body()
+            try:
+                raw_message = pydantic_core.from_json(body)
+            except ValueError as e:
+                response = self._create_error_response(f"Parse error: {e}", HTTPStatus.BAD_REQUEST, PARSE_ERROR)
+                await response(scope, receive, send)
+                return
+            try:
+                message = jsonrpc_message_adapter.validate_python(raw_message, by_name=False)
+            except ValidationError as e:
+                response = self._create_error_response(
+                    f"Validation error: {e}", HTTPStatus.BAD_REQUEST, INVALID_PARAMS
+                )
+                await response(scope, receive, send)
+                return
+
+            is_initialization_request = isinstance(message, JSONRPCRequest) and message.method == "initialize"
+            if is_initialization_request:
+                if self.mcp_session_id:
+                    request_session_id = self._get_session_id(request)
+                    if request_session_id and request_session_id != self.mcp_session_id:  # pragma: no cover
+                        response = self._create_error_response(
+                            "Not Found: Invalid or expired session ID", HTTPStatus.NOT_FOUND
+                        )
+                        await response(scope, receive, send)
+                        return
+            elif not await self._validate_request_headers(request, send):
+                return
+
+            if not isinstance(message, JSONRPCRequest):
+                response = self._create_json_response(None, HTTPStatus.ACCEPTED)
+                await response(scope, receive, send)
+                await writer.send(SessionMessage(message, metadata=self._message_metadata(request)))
+                return
+
+            protocol_version = (
+                str(message.params.get("protocolVersion", DEFAULT_NEGOTIATED_VERSION))
+                if is_initialization_request and message.params
+                else request.headers.get("mcp-protocol-version", DEFAULT_NEGOTIATED_VERSION)
+            )
+            request_id = str(message.id)
+            await self._answer(scope, receive, send, request, message, request_id, protocol_version)
+        except Exception as err:
+            logger.exception("Error handling POST request")
+            response = self._create_error_response(
+                "Error handling POST request", HTTPStatus.INTERNAL_SERVER_ERROR, INTERNAL_ERROR
+            )
+            await response(scope, receive, send)
+            assert writer is not None
+            await writer.send(Exception(err))
+
+    async def _answer(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        request: Request,
+        message: JSONRPCRequest,
+        request_id: str,
+        protocol_version: str,
+    ) -> None:
+        """Dispatch the request, then answer with JSON or SSE depending on the first message due for it."""
+        assert self._read_stream_writer is not None
+        self._request_streams[request_id] = anyio.create_memory_object_stream[EventMessage](REQUEST_STREAM_BUFFER_SIZE)
+        request_stream_reader = self._request_streams[request_id][1]
+        session_message = self._create_session_message(message, request, request_id, protocol_version)
+        await self._read_stream_writer.send(session_message)
+        try:
+            first = await request_stream_reader.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            await self._clean_up_memory_streams(request_id)
+            response = self._create_error_response(
+                "Session terminated before the request completed", HTTPStatus.INTERNAL_SERVER_ERROR, INTERNAL_ERROR
+            )
+            await response(scope, receive, send)
+            return
+        if isinstance(first.message, JSONRPCResponse | JSONRPCError):
+            await self._clean_up_memory_streams(request_id)
+            await self._create_json_response(first.message)(scope, receive, send)
+            return
+
+        sse_stream_writer, sse_stream_reader = anyio.create_memory_object_stream[dict[str, Any]](0)
+        self._sse_stream_writers[request_id] = sse_stream_writer
+        headers = {
+            "Cache-Control": "no-cache, no-transform",
+            "Connection": "keep-alive",
+            "Content-Type": CONTENT_TYPE_SSE,
+            **({MCP_SESSION_ID_HEADER: self.mcp_session_id} if self.mcp_session_id else {}),
+        }
+        response = EventSourceResponse(
+            content=sse_stream_reader,
+            data_sender_callable=partial(self._stream_from, request_id, first, sse_stream_writer, request_stream_reader),
+            headers=headers,
+        )
+        try:
+            await response(scope, receive, send)
+        finally:
+            await sse_stream_reader.aclose()
+
+    async def _stream_from(
+        self,
+        request_id: str,
+        first: EventMessage,
+        sse_stream_writer: Any,
+        request_stream_reader: Any,
+    ) -> None:
+        """The SSE writer of one POST, starting with the message that made the answer a stream."""
+        try:
+            async with sse_stream_writer, request_stream_reader:
+                await sse_stream_writer.send(self._create_event_data(first))
+                async for event_message in request_stream_reader:
+                    await sse_stream_writer.send(self._create_event_data(event_message))
+                    if isinstance(event_message.message, JSONRPCResponse | JSONRPCError):
+                        break
+        except anyio.ClosedResourceError:
+            logger.debug("SSE stream closed by close_sse_stream()")
+        except Exception:
+            logger.exception("Error in SSE writer")
+        finally:
+            self._sse_stream_writers.pop(request_id, None)
+            await self._clean_up_memory_streams(request_id)
+
+
+class SessionManager(StreamableHTTPSessionManager):
+    """The SDK's session manager, opening each session on a `LazyStreamTransport`."""
+
+    def _admit_session(self, requestor: Any) -> StreamableHTTPServerTransport | None:
+        if self.max_sessions is not None and len(self._server_instances) >= self.max_sessions:
+            return None
+        http_transport = LazyStreamTransport(
+            mcp_session_id=uuid4().hex,
+            is_json_response_enabled=self.json_response,
+            event_store=self.event_store,
+            security_settings=self.security_settings,
+            retry_interval=self.retry_interval,
+            idle_timeout=self.session_idle_timeout,
+        )
+        session_id = http_transport.mcp_session_id
+        assert session_id is not None
+        if requestor is not None:
+            self._session_owners[session_id] = requestor
+        self._server_instances[session_id] = http_transport
+        return http_transport
