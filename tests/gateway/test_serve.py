@@ -169,6 +169,9 @@ async def test_a_call_over_timeout_is_an_error_and_is_cancelled_upstream(config_
             with pytest.raises(MCPError, match="did not answer within 0.5 s") as caught:
                 await client.call_tool("slow", {"seconds": 30})
         assert caught.value.error.code == types.REQUEST_TIMEOUT
+        with anyio.fail_after(10):
+            while (await client.call_tool("cancellations", {})).content[0].text == "0":
+                await anyio.sleep(0.1)
         assert (await client.call_tool("echo", {"text": "still here"})).content[0].text == "still here"
 
 
@@ -191,3 +194,14 @@ async def test_bad_http_input_gets_clear_errors_and_the_gateway_keeps_serving(tw
         assert wrong_accept.status_code == 406
     async with mcp_client(base) as client:
         assert (await client.call_tool("whoami", {})).content[0].text == "beta"
+
+
+async def test_a_client_cancelling_its_call_cancels_the_upstream_call(two_echoes):
+    async with mcp_client(two_echoes.url("work")) as client:
+        before = int((await client.call_tool("alpha__cancellations", {})).content[0].text)
+        with anyio.move_on_after(0.5):
+            await client.call_tool("alpha__slow", {"seconds": 30})
+        with anyio.fail_after(10):
+            while int((await client.call_tool("alpha__cancellations", {})).content[0].text) == before:
+                await anyio.sleep(0.1)
+        assert (await client.call_tool("alpha__whoami", {})).content[0].text == "alpha"
