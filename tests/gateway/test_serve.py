@@ -205,3 +205,18 @@ async def test_a_client_cancelling_its_call_cancels_the_upstream_call(two_echoes
             while int((await client.call_tool("alpha__cancellations", {})).content[0].text) == before:
                 await anyio.sleep(0.1)
         assert (await client.call_tool("alpha__whoami", {})).content[0].text == "alpha"
+
+
+async def test_pagination_is_followed_upstream_and_offered_downstream(config_repo, gateway_factory):
+    config_repo.write_profile("many", {"big": {**fixture_server("echo_server.py", "--tools", "260"), "prefix": ""}})
+    gateway = gateway_factory(config_repo.path)
+    async with mcp_client(gateway.url("many")) as client:
+        first = await client.list_tools()
+        assert first.next_cursor
+        second = await client.list_tools(params=types.PaginatedRequestParams(cursor=first.next_cursor))
+        names = [tool.name for tool in first.tools + second.tools]
+        assert second.next_cursor is None
+        assert len(names) == len(set(names))
+        assert {f"t{i}" for i in range(260)} <= set(names)
+        with pytest.raises(MCPError, match="Invalid cursor"):
+            await client.list_tools(params=types.PaginatedRequestParams(cursor="bogus"))
