@@ -220,3 +220,35 @@ async def test_pagination_is_followed_upstream_and_offered_downstream(config_rep
         assert {f"t{i}" for i in range(260)} <= set(names)
         with pytest.raises(MCPError, match="Invalid cursor"):
             await client.list_tools(params=types.PaginatedRequestParams(cursor="bogus"))
+
+
+async def test_every_kind_of_upstream_in_one_profile(config_repo, gateway_factory):
+    from tests.fixtures.launch import http_fixture
+
+    with http_fixture("echo_server.py", "--name", "over-http") as http, http_fixture(
+        "echo_server.py", "--name", "over-sse", transport="sse"
+    ) as sse:
+        config_repo.write_profile(
+            "all",
+            {
+                "stdio": fixture_server("echo_server.py", "--name", "over-stdio"),
+                "http": {"url": http.url},
+                "sse": {"url": sse.url, "transport": "sse"},
+                "inprocess": {"module": "local_mcp_gateway.examples.clock:server"},
+            },
+        )
+        gateway = gateway_factory(config_repo.path)
+        async with mcp_client(gateway.url("all")) as client:
+            for prefix, expected in (("stdio", "over-stdio"), ("http", "over-http"), ("sse", "over-sse")):
+                assert (await client.call_tool(f"{prefix}__whoami", {})).content[0].text == expected
+            progress: list[float] = []
+
+            async def on_progress(value: float, total: float | None, message: str | None) -> None:
+                progress.append(value)
+
+            await client.call_tool("http__slow", {"seconds": 0.3}, progress_callback=on_progress)
+            assert progress
+            now = await client.call_tool("inprocess__now", {"timezone": "UTC"})
+            assert not now.is_error
+        servers = gateway.status()["profiles"]["all"]["servers"]
+        assert {name: server["state"] for name, server in servers.items()} == dict.fromkeys(servers, "ready")
