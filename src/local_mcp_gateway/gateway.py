@@ -11,7 +11,7 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,14 @@ from local_mcp_gateway.errors import ConfigError, GatewayError
 from local_mcp_gateway.mrtr import state_key_from_identity
 from local_mcp_gateway.oauth import manager_for
 from local_mcp_gateway.profile import Profile, ProfileOptions
-from local_mcp_gateway.reload import QUIET_PERIOD_MS, ConfigWatchFilter, module_source, tree_stamp, watch_config
+from local_mcp_gateway.reload import (
+    QUIET_PERIOD_MS,
+    ConfigWatchFilter,
+    module_source,
+    module_stamp,
+    tree_stamp,
+    watch_config,
+)
 from local_mcp_gateway.secrets import SecretStore, require_identity
 from local_mcp_gateway.security import InboundGuard, apply_server_limits
 from local_mcp_gateway.settings import EnvSettings
@@ -61,6 +68,8 @@ class Generation:
     loaded_at: str
     request_state_keys: list[bytes] | None = None
     """Keys for 2026-07-28 request state, derived from the age key (None without one: per-process keys)."""
+    module_stamps: Mapping[str, str | None] = field(default_factory=dict)
+    """Per in-process server module: a fingerprint of its source, so an edited module restarts its servers."""
 
 
 def build_generation(config_path: Path, settings: EnvSettings, number: int) -> Generation:
@@ -80,13 +89,16 @@ def build_generation(config_path: Path, settings: EnvSettings, number: int) -> G
     api_keys = {slug: shared_keys + render(spec.api_keys) for slug, spec in snapshot.profiles.items()}
     loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
     state_keys = [state_key_from_identity(identity.reveal())] if identity is not None else None
-    return Generation(number, snapshot, servers, api_keys, store, loaded_at, state_keys)
+    modules = {server.module for resolved in servers.values() for server in resolved if server.module}
+    stamps = {module: module_stamp(module) for module in sorted(modules)}
+    return Generation(number, snapshot, servers, api_keys, store, loaded_at, state_keys, stamps)
 
 
 def profile_options(generation: Generation) -> ProfileOptions:
     security = generation.snapshot.gateway.security
     return ProfileOptions(
         request_state_keys=generation.request_state_keys,
+        module_stamps=dict(generation.module_stamps),
         # Host and Origin are checked by the inbound guard (security.py), which knows the gateway's patterns;
         # the SDK's own check stays off so the two never disagree. It still checks Content-Type.
         security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
@@ -191,7 +203,7 @@ class Gateway:
         current = self.generation_info
         if current is None or current.snapshot.digest != generation.snapshot.digest:
             return False
-        if current.api_keys != generation.api_keys:
+        if current.api_keys != generation.api_keys or current.module_stamps != generation.module_stamps:
             return False
         return all(
             [s.fingerprint for s in current.servers.get(slug, ())] == [s.fingerprint for s in servers]

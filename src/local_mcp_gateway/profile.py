@@ -71,6 +71,8 @@ class ProfileOptions:
     session_idle_timeout: float | None = SESSION_IDLE_TIMEOUT
     request_state_keys: list[bytes] | None = None
     """Keys sealing 2026-07-28 `requestState` (shared by replicas); None: a key of this process only."""
+    module_stamps: Mapping[str, str | None] = field(default_factory=dict)
+    """Fingerprints of in-process servers' module sources: a changed one restarts the servers using it."""
     traffic: Any = None
     """`logging.traffic` settings: when enabled, a redacted record of each MCP request (see `security.TrafficLog`)."""
 
@@ -172,6 +174,13 @@ class Profile:
         """
         assert self._tg is not None, "apply() needs the profile to be running"
         self.description = description
+        old_stamps = self.options.module_stamps
+
+        def same(previous: Any, server: Any) -> bool:
+            if not _same_connection(previous, server):
+                return False
+            return server.module is None or old_stamps.get(server.module) == options.module_stamps.get(server.module)
+
         rebuild = options.request_state_keys != self.options.request_state_keys or options.traffic != self.options.traffic
         self.options = options
         if rebuild:
@@ -189,7 +198,7 @@ class Profile:
             if server.isolation != "shared":
                 continue
             current = self.upstreams.get(server.name)
-            if current is not None and previous is not None and _same_connection(previous, server):
+            if current is not None and previous is not None and same(previous, server):
                 current.server = server
                 shared[server.name] = current
                 continue
@@ -205,7 +214,7 @@ class Profile:
         for view in [*self._views.values(), self._stateless_view]:
             for name, upstream in list(view.own.items()):
                 server = new.get(name)
-                if server is not None and server.isolation == "per_session" and _same_connection(old[name], server):
+                if server is not None and server.isolation == "per_session" and same(old[name], server):
                     upstream.server = server
                 else:
                     upstream.stop()

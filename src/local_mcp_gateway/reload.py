@@ -18,7 +18,7 @@ from pathlib import Path
 import anyio
 from watchfiles import Change, awatch
 
-__all__ = ["QUIET_PERIOD_MS", "ConfigWatchFilter", "module_source", "tree_stamp", "watch_config"]
+__all__ = ["QUIET_PERIOD_MS", "ConfigWatchFilter", "module_source", "module_stamp", "tree_stamp", "watch_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,17 @@ def module_source(spec: str) -> Path | None:
     if found is None or not found.origin or not found.origin.endswith(".py"):
         return None
     return Path(found.origin)
+
+
+def module_stamp(spec: str) -> str | None:
+    """A fingerprint of an in-process server's module source (sha256), None when it has no source file."""
+    source = module_source(spec)
+    if source is None:
+        return None
+    try:
+        return hashlib.sha256(source.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def tree_stamp(paths: Iterable[Path]) -> str:

@@ -276,3 +276,30 @@ async def test_sighup_reloads_when_watching_is_off(config_repo, gateway_factory)
     assert set(gateway.status()["profiles"]) == {"p"}
     gateway.process.send_signal(signal.SIGHUP)
     wait_for(lambda: set(gateway.status()["profiles"]) == {"p", "q"}, timeout=NOTICE_WAIT)
+
+
+MODULE_SOURCE = '''
+from mcp.server import MCPServer
+
+server = MCPServer("edited")
+
+
+@server.tool()
+def version() -> str:
+    return "{version}"
+'''
+
+
+async def test_editing_an_in_process_server_module_restarts_it(config_repo, gateway_factory, tmp_path):
+    package = tmp_path / "pkgs"
+    package.mkdir()
+    module = package / "edited_server.py"
+    module.write_text(MODULE_SOURCE.format(version="v1"))
+    config_repo.write_profile("p", {"mod": {"module": "edited_server:server", "prefix": ""}})
+    gateway = gateway_factory(config_repo.path, env={"PYTHONPATH": str(package)})
+    async with mcp_client(gateway.url("p")) as client:
+        assert (await client.call_tool("version", {})).content[0].text == "v1"
+        generation = gateway.status()["generation"]
+        module.write_text(MODULE_SOURCE.format(version="v2-edited"))
+        generation_after(gateway, generation)
+        await wait_async(lambda: client.call_tool("version", {}), lambda r: r.content[0].text == "v2-edited")

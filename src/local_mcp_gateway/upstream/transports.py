@@ -7,6 +7,7 @@ stdio (a child process, see `stdio.py`), Streamable HTTP, legacy HTTP+SSE, or in
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -31,13 +32,35 @@ HTTP_STREAM_READ_TIMEOUT = 300.0
 """Seconds an open response stream may stay silent (SSE streams idle between events)."""
 
 
+_imported_stamps: dict[str, tuple[int, int]] = {}
+"""Per imported server module: (mtime_ns, size) of its source when it was (re)imported."""
+
+
+def _import_current(module_name: str) -> Any:
+    """Import a module, or re-import it when its source changed since (so an edited in-process server runs anew)."""
+    module = importlib.import_module(module_name)
+    source = getattr(module, "__file__", None)
+    if source is None:
+        return module
+    try:
+        stat = os.stat(source)
+    except OSError:
+        return module
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    previous = _imported_stamps.setdefault(module_name, stamp)
+    if previous != stamp:
+        module = importlib.reload(module)
+        _imported_stamps[module_name] = stamp
+    return module
+
+
 def load_module_server(spec: str) -> Server[Any]:
     """Import `package.module:attribute` and return the low-level MCP server it names."""
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise UpstreamError(f"module {spec!r} must read 'package.module:attribute'")
     try:
-        module = importlib.import_module(module_name)
+        module = _import_current(module_name)
     except Exception as exc:
         raise UpstreamError(f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from exc
     try:
