@@ -116,6 +116,7 @@ class Gateway:
         self.generation_info: Generation | None = None
         self.profiles: dict[str, Profile] = {}
         self.guards: dict[str, InboundGuard] = {}
+        self._guard_settings: dict[str, tuple[Any, tuple[str, ...]]] = {}
         self.oauth: Any = None
         """The OAuth client for upstreams with `oauth` settings (see `oauth.py`); None while no server uses it."""
         self.ready = False
@@ -218,7 +219,11 @@ class Gateway:
         self.oauth = manager_for(snapshot, self.settings, self.oauth)  # first: it may raise before anything changed
         for slug, servers in generation.servers.items():
             spec = snapshot.profiles[slug]
-            self.guards[slug] = InboundGuard(snapshot.gateway.security, generation.api_keys[slug], slug)
+            settings = (snapshot.gateway.security, generation.api_keys[slug])
+            if self._guard_settings.get(slug) != settings:
+                # A new guard only when its settings changed: rate-limit buckets survive other reloads.
+                self.guards[slug] = InboundGuard(*settings, slug)
+                self._guard_settings[slug] = settings
             if slug in self.profiles:
                 self.profiles[slug].apply(servers, options, description=spec.description)
             else:
@@ -228,6 +233,7 @@ class Gateway:
         for slug in [slug for slug in self.profiles if slug not in generation.servers]:
             profile = self.profiles.pop(slug)
             self.guards.pop(slug, None)
+            self._guard_settings.pop(slug, None)
             profile.stop()
             logger.info("profile %s removed", slug)
         self.generation_info = generation
