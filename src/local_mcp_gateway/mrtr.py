@@ -14,7 +14,6 @@ refused before anything reaches an upstream.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -22,6 +21,8 @@ from typing import Any
 
 import anyio
 import mcp.types as types
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from mcp.server.session import ServerSession
 from mcp.shared.exceptions import MCPError
@@ -50,8 +51,8 @@ COLLECT_WINDOW = 0.1
 
 
 def state_key_from_identity(identity_text: str) -> bytes:
-    """A request-state key derived from the gateway's age identity, so every replica holding it shares the key."""
-    return hashlib.sha256(_KEY_INFO + b"\0" + identity_text.encode()).digest()
+    """A request-state key derived (HKDF-SHA256) from the gateway's age identity: every replica holding it shares it."""
+    return HKDF(algorithm=SHA256(), length=32, salt=None, info=_KEY_INFO).derive(identity_text.encode())
 
 
 def request_state_boundary(keys: list[bytes] | None, audience: str) -> RequestStateBoundary:
