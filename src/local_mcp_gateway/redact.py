@@ -47,7 +47,10 @@ _SENSITIVE_WORDS = r"authorization|cookie|token|secret|passw(?:or)?d|passphrase|
 _SENSITIVE_NAME = re.compile(rf"(?i)(?:{_SENSITIVE_WORDS})")
 
 _AGE_IDENTITY = re.compile(r"AGE-SECRET-KEY-1[0-9A-Za-z]+")
-_AUTH_SCHEME = re.compile(r"(?i)\b(Bearer)(\s+)([A-Za-z0-9._~+/=\-]+)|\b(Basic)(\s+)([A-Za-z0-9+/]{6,}={0,2})")
+# `Bearer realm="..."` (an auth-param, as in WWW-Authenticate) is no credential and stays readable.
+_AUTH_SCHEME = re.compile(
+    r"(?i)\b(Bearer)(\s+)(?![A-Za-z0-9_-]+=\")([A-Za-z0-9._~+/=\-]+)|\b(Basic)(\s+)([A-Za-z0-9+/]{6,}={0,2})"
+)
 # `Authorization: <anything up to the end of the line or a quote>`: the whole header value goes.
 _HEADER_LINE = re.compile(
     r"(?im)\b((?:proxy-)?authorization|set-cookie|cookie)(\"?'?\s*[:=]\s*\"?'?)(?!\*{10})([^\r\n\"']+)"

@@ -73,15 +73,16 @@ class LazyStreamTransport(StreamableHTTPServerTransport):
             body = await request.body()
             try:
                 raw_message = pydantic_core.from_json(body)
-            except ValueError as e:
-                response = self._create_error_response(f"Parse error: {e}", HTTPStatus.BAD_REQUEST, PARSE_ERROR)
+            except ValueError:
+                response = self._create_error_response("Parse error: the body is not JSON", HTTPStatus.BAD_REQUEST, PARSE_ERROR)
                 await response(scope, receive, send)
                 return
             try:
                 message = jsonrpc_message_adapter.validate_python(raw_message, by_name=False)
-            except ValidationError as e:
+            except ValidationError:
+                # Not the SDK's wording: pydantic's message quotes the body back, secrets and all.
                 response = self._create_error_response(
-                    f"Validation error: {e}", HTTPStatus.BAD_REQUEST, INVALID_PARAMS
+                    "Validation error: the body is not a JSON-RPC message", HTTPStatus.BAD_REQUEST, INVALID_PARAMS
                 )
                 await response(scope, receive, send)
                 return
