@@ -940,20 +940,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                     measure_leak, stack, workdir, args.leak_cycles, args.leak_warmup, args.leak_seconds
                 ),
             }
+            durations: dict[str, float] = {}
             for part in PARTS:
                 if part in args.only:
                     part_started = time.monotonic()
                     results[part] = parts[part]()
-                    results[part]["part_seconds"] = round(time.monotonic() - part_started, 1)
+                    durations[part] = round(time.monotonic() - part_started, 1)
         except RuntimeError as exc:
             print(f"reload: {exc}", file=sys.stderr)
             return 1
-    results["seconds"] = round(time.monotonic() - started, 1)
-    print()
-    print(render(results))
-    print(f"(whole run: {results['seconds']} s)")
+    results["seconds"] = {"total": round(time.monotonic() - started, 1), **durations}
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print()
+    print(render(results))
+    print("(seconds: " + ", ".join(f"{name} {value}" for name, value in results["seconds"].items()) + ")")
     return 0
 
 
