@@ -6,7 +6,6 @@ import os
 import signal
 import time
 
-import anyio
 import pytest
 from mcp.shared.exceptions import MCPError
 

@@ -21,7 +21,6 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -30,6 +29,7 @@ import httpx2
 from local_mcp_gateway.config.load import load_snapshot
 from local_mcp_gateway.config.resolve import ResolvedServer, resolve_server
 from local_mcp_gateway.config.snapshot import ServerSpec, Snapshot
+from local_mcp_gateway.commands import reporting
 from local_mcp_gateway.errors import AuthError, GatewayError
 from local_mcp_gateway.oauth import (
     LOGIN_TIMEOUT,
@@ -49,24 +49,8 @@ __all__ = ["register"]
 PROBE_TIMEOUT = 2.0
 """Seconds to wait for a gateway's /healthz (or /status) at public_url before deciding none is there."""
 
-Handler = Callable[[argparse.Namespace], int]
 
 
-def _reporting(handler: Handler) -> Handler:
-    """The gateway's errors become one `error: ...` line on stderr and exit code 1."""
-
-    @functools.wraps(handler)
-    def wrapper(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except GatewayError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-        except OSError as exc:
-            print(f"error: {exc.strerror or type(exc).__name__}{f': {exc.filename}' if exc.filename else ''}",
-                  file=sys.stderr)
-        return 1
-
-    return wrapper
 
 
 # --------------------------------------------------------------------------------------------- configuration
@@ -183,7 +167,7 @@ def _first_gateway_error(exc: BaseException) -> GatewayError | None:
     return None if exc.__cause__ is None else _first_gateway_error(exc.__cause__)
 
 
-@_reporting
+@reporting
 def run_login(args: argparse.Namespace) -> int:
     setup = _Setup(args)
     server = setup.find(args.server)
@@ -206,7 +190,7 @@ def run_login(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------- status, logout
 
 
-@_reporting
+@reporting
 def run_status(args: argparse.Namespace) -> int:
     setup = _Setup(args)
     running = _gateway_status(setup.public_url)
@@ -250,7 +234,7 @@ def _pending_urls(status: dict[str, Any] | None) -> dict[str, str]:
     return urls
 
 
-@_reporting
+@reporting
 def run_logout(args: argparse.Namespace) -> int:
     setup = _Setup(args)
     server = setup.find(args.server)

@@ -8,10 +8,9 @@ only when every one of them could be re-encrypted, so a failure leaves the repos
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +23,8 @@ from local_mcp_gateway.config.issues import validation_issues
 from local_mcp_gateway.config.load import PROFILE_SUFFIXES
 from local_mcp_gateway.config.models import GatewayConfig, ProfileConfig
 from local_mcp_gateway.config.yamlsafe import load_yaml
-from local_mcp_gateway.errors import ConfigError, GatewayError, SecretError
+from local_mcp_gateway.commands import reporting
+from local_mcp_gateway.errors import ConfigError, SecretError
 from local_mcp_gateway.secrets import (
     KEY_ENV,
     KEY_FILE_ENV,
@@ -57,28 +57,9 @@ NO_RECIPIENTS = (
     "(run `local-mcp-gateway keygen` to make a key and get its recipient)"
 )
 
-Handler = Callable[[argparse.Namespace], int]
 BaseModelT = TypeVar("BaseModelT", bound=BaseModel)
 
 
-def _reporting(handler: Handler) -> Handler:
-    """Turn the gateway's errors into one `error: ...` message on stderr and exit code 1."""
-
-    @functools.wraps(handler)
-    def wrapper(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except GatewayError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-        except ValidationError as exc:
-            print(f"error: invalid MCP_GATEWAY_* environment: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}",
-                  file=sys.stderr)
-        except OSError as exc:
-            where = f" {exc.filename}" if exc.filename else ""
-            print(f"error: cannot write or read{where}: {exc.strerror or type(exc).__name__}", file=sys.stderr)
-        return 1
-
-    return wrapper
 
 
 def _count(number: int, noun: str) -> str:
@@ -143,7 +124,7 @@ def identity_file_text(identity: Identity, now: datetime | None = None) -> str:
     return f"# created: {created}\n# public key: {identity.recipient}\n{identity.reveal()}\n"
 
 
-@_reporting
+@reporting
 def run_keygen(args: argparse.Namespace) -> int:
     identity = Identity.generate()
     text = identity_file_text(identity)
@@ -181,7 +162,7 @@ def _read_value() -> str:
     return value
 
 
-@_reporting
+@reporting
 def run_set(args: argparse.Namespace) -> int:
     name = check_secret_name(args.name)
     view = read_config(args)
@@ -211,7 +192,7 @@ def _secret_files(secrets_dir: Path) -> dict[str, Path]:
     }
 
 
-@_reporting
+@reporting
 def run_list(args: argparse.Namespace) -> int:
     view = read_config(args, with_profiles=True)
     secrets_dir = view.secrets_dir
@@ -299,7 +280,7 @@ def _swap_all(jobs: list[_Job]) -> None:
             fsync_dir(folder)
 
 
-@_reporting
+@reporting
 def run_rotate(args: argparse.Namespace) -> int:
     view = read_config(args)
     identity = load_identity(EnvSettings())
