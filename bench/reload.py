@@ -50,6 +50,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence  # noqa:
 from contextlib import ExitStack, asynccontextmanager, contextmanager  # noqa: E402
 from dataclasses import asdict, dataclass, field  # noqa: E402
 from datetime import datetime  # noqa: E402
+from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -595,7 +596,7 @@ async def measure_latency(stack: ExitStack, workdir: Path, repeats: int) -> dict
             servers = {"a": echo_server("a", tools={"include": [*kept, tool]})}
             filter_runs.append(
                 await timed_change(
-                    client, notices, cursor, lambda: repo.write_profile("lat", servers), f"a__{tool}",
+                    client, notices, cursor, partial(repo.write_profile, "lat", servers), f"a__{tool}",
                     settle_pause(index, repeats),
                 )
             )
@@ -606,7 +607,7 @@ async def measure_latency(stack: ExitStack, workdir: Path, repeats: int) -> dict
             servers = {**base, name: echo_server(name)}
             stdio_runs.append(
                 await timed_change(
-                    client, notices, cursor, lambda: repo.write_profile("lat", servers), f"{name}__whoami",
+                    client, notices, cursor, partial(repo.write_profile, "lat", servers), f"{name}__whoami",
                     settle_pause(index, repeats),
                 )
             )
