@@ -41,7 +41,7 @@ from local_mcp_gateway.mrtr import request_state_boundary, run_round
 from local_mcp_gateway.security import TrafficLog
 from local_mcp_gateway.transport import SessionManager
 from local_mcp_gateway.catalog import Catalog, build_catalog, coerce_arguments, page
-from local_mcp_gateway.upstream.connection import AuthFactory, Caller, Upstream, UpstreamState
+from local_mcp_gateway.upstream.connection import STOP_GRACE, AuthFactory, Caller, Upstream, UpstreamState
 
 __all__ = ["Profile", "ProfileOptions"]
 
@@ -49,6 +49,9 @@ logger = logging.getLogger(__name__)
 
 SESSION_IDLE_TIMEOUT = 30 * 60.0
 """A client session with no request for this long is closed (its per-session upstreams too)."""
+
+DRAIN_POLL = 0.05
+"""How often a stopping profile looks whether its last requests have been answered."""
 
 FIRST_USE_WAIT = 30.0
 """Longest wait for a per-session upstream to come up before the first request is answered without it."""
@@ -158,6 +161,10 @@ class Profile:
             async with self.manager.run():
                 task_status.started()
                 await self._stop.wait()
+                # No new request reaches a stopped profile; those in flight get a bounded grace to be answered.
+                with anyio.move_on_after(STOP_GRACE):
+                    while self.manager.posts_in_flight():
+                        await anyio.sleep(DRAIN_POLL)
             for upstream in self._all_upstreams():
                 upstream.stop()
 

@@ -53,7 +53,17 @@ logger = logging.getLogger(__name__)
 class LazyStreamTransport(StreamableHTTPServerTransport):
     """A session's Streamable HTTP transport that streams a request's answer only when it has to."""
 
+    posts_in_flight = 0
+    """POSTs being answered right now (the answer fully sent ends one)."""
+
     async def _handle_post_request(self, scope: Scope, request: Request, receive: Receive, send: Send) -> None:
+        self.posts_in_flight += 1
+        try:
+            await self._handle_post(scope, request, receive, send)
+        finally:
+            self.posts_in_flight -= 1
+
+    async def _handle_post(self, scope: Scope, request: Request, receive: Receive, send: Send) -> None:
         if self.is_json_response_enabled or self._event_store is not None:
             # Resumable streams start with a priming event, and JSON mode never streams: the SDK's path as it is.
             await super()._handle_post_request(scope, request, receive, send)
@@ -196,6 +206,10 @@ class LazyStreamTransport(StreamableHTTPServerTransport):
 
 class SessionManager(StreamableHTTPSessionManager):
     """The SDK's session manager, opening each session on a `LazyStreamTransport`."""
+
+    def posts_in_flight(self) -> int:
+        """POSTs of this manager's sessions still being answered."""
+        return sum(getattr(transport, "posts_in_flight", 0) for transport in list(self._server_instances.values()))
 
     def _admit_session(self, requestor: Any) -> StreamableHTTPServerTransport | None:
         if self.max_sessions is not None and len(self._server_instances) >= self.max_sessions:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import anyio
+import httpx2
 import mcp.types as types
 import pytest
 import yaml
@@ -174,8 +175,6 @@ async def test_a_new_profile_is_served_and_a_removed_one_answers_404(config_repo
             assert (await fresh.call_tool("b__whoami", {})).content[0].text == "b"
         (config_repo.root / "profiles" / "fresh.yaml").unlink()
         wait_for(lambda: "fresh" not in gateway.status()["profiles"], timeout=NOTICE_WAIT)
-        import httpx2
-
         response = httpx2.post(
             gateway.url("fresh"),
             headers={"Accept": "application/json, text/event-stream", "Content-Type": "application/json"},
@@ -303,3 +302,26 @@ async def test_editing_an_in_process_server_module_restarts_it(config_repo, gate
         module.write_text(MODULE_SOURCE.format(version="v2-edited"))
         generation_after(gateway, generation)
         await wait_async(lambda: client.call_tool("version", {}), lambda r: r.content[0].text == "v2-edited")
+
+
+async def test_a_call_in_flight_on_a_removed_profile_finishes(config_repo, gateway_factory):
+    config_repo.write_profile("doomed", {"a": {**fixture_server("echo_server.py"), "prefix": ""}})
+    gateway = gateway_factory(config_repo.path)
+    async with mcp_client(gateway.url("doomed")) as client, httpx2.AsyncClient(timeout=10) as http:
+        outcome: dict[str, object] = {}
+
+        async def slow_call() -> None:
+            # send_request, not call_tool: call_tool lists the tools afterwards (to check output schemas), and
+            # the profile is gone by then.
+            request = types.CallToolRequest(params=types.CallToolRequestParams(name="slow", arguments={"seconds": 2.0}))
+            outcome["result"] = await client.send_request(request, types.CallToolResult)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(slow_call)
+            await anyio.sleep(0.3)
+            (config_repo.root / "profiles" / "doomed.yaml").unlink()
+            with anyio.fail_after(NOTICE_WAIT):
+                while "doomed" in (await http.get(f"{gateway.base_url}/status")).json()["profiles"]:
+                    await anyio.sleep(0.1)
+            assert "result" not in outcome  # removed while the call was still running
+        assert outcome["result"].content[0].text == "slept 2.0 s"

@@ -31,7 +31,7 @@ from local_mcp_gateway.errors import AuthError, UpstreamError
 from local_mcp_gateway.upstream.stdio import StdioProcess
 from local_mcp_gateway.upstream.transports import open_transport
 
-__all__ = ["Caller", "Listings", "Upstream", "UpstreamEvents", "UpstreamState"]
+__all__ = ["STOP_GRACE", "Caller", "Listings", "Upstream", "UpstreamEvents", "UpstreamState"]
 
 logger = logging.getLogger(__name__)
 
