@@ -33,8 +33,8 @@ from local_mcp_gateway.reload import (
     ConfigWatchFilter,
     module_source,
     module_stamp,
+    settled_changes,
     tree_stamp,
-    watch_config,
 )
 from local_mcp_gateway.secrets import SecretStore, require_identity
 from local_mcp_gateway.security import InboundGuard, apply_server_limits
@@ -125,6 +125,7 @@ class Gateway:
         self._tg: TaskGroup | None = None
         self._reload_lock = anyio.Lock()
         self._reload_requested = anyio.Event()
+        self._applied = anyio.Event()
 
     @property
     def generation(self) -> int:
@@ -237,6 +238,8 @@ class Gateway:
             profile.stop()
             logger.info("profile %s removed", slug)
         self.generation_info = generation
+        self._applied.set()
+        self._applied = anyio.Event()
         logger.info(
             "generation %d serving %d profiles: %s",
             generation.number,
@@ -268,16 +271,22 @@ class Gateway:
         return sorted(set(paths))
 
     async def _watch(self) -> None:
-        """Watch the configuration files; restart the watcher when the set of watched paths changes."""
+        """Watch the configuration files; restart the watcher when a new generation changes what is watched."""
         while True:
             paths = self._watched_paths()
             stop = anyio.Event()
-            async for _ in watch_config(paths, ConfigWatchFilter(p for p in paths if p.suffix == ".py"), stop):
-                self.request_reload()
-                await anyio.sleep(0)
-                if self._watched_paths() != paths:
+            async with anyio.create_task_group() as tg:
+
+                async def follow_generations() -> None:
+                    while self._watched_paths() == paths:
+                        await self._applied.wait()
                     stop.set()
-            if self._watched_paths() == paths:
+
+                tg.start_soon(follow_generations)
+                async for _ in settled_changes(paths, ConfigWatchFilter(p for p in paths if p.suffix == ".py"), stop):
+                    self.request_reload()
+                tg.cancel_scope.cancel()
+            if not stop.is_set():  # the watcher ended by itself (a folder went away): look again shortly
                 await anyio.sleep(QUIET_PERIOD_MS / 1000)
 
     async def guard(self, profile: Profile, scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -18,12 +18,23 @@ from pathlib import Path
 import anyio
 from watchfiles import Change, awatch
 
-__all__ = ["QUIET_PERIOD_MS", "ConfigWatchFilter", "module_source", "module_stamp", "tree_stamp", "watch_config"]
+__all__ = [
+    "QUIET_PERIOD_MS",
+    "ConfigWatchFilter",
+    "module_source",
+    "module_stamp",
+    "settled_changes",
+    "tree_stamp",
+    "watch_config",
+]
 
 logger = logging.getLogger(__name__)
 
 QUIET_PERIOD_MS = 300
 """A change is acted on once the watched files have been quiet this long (editors and git write in bursts)."""
+
+WATCH_STEP_MS = 50
+"""How soon the watcher reports a batch of events; the quiet period is timed by `settled_changes` on top."""
 
 MAX_COLLECT_MS = 2000
 """Longest time changes are collected into one batch while writes keep coming."""
@@ -99,7 +110,7 @@ async def watch_config(paths: Iterable[Path], watch_filter: ConfigWatchFilter, s
     async for changes in awatch(
         *existing,
         watch_filter=watch_filter,
-        step=QUIET_PERIOD_MS,
+        step=WATCH_STEP_MS,
         debounce=MAX_COLLECT_MS,
         stop_event=stop,
         recursive=False,
@@ -108,3 +119,31 @@ async def watch_config(paths: Iterable[Path], watch_filter: ConfigWatchFilter, s
     ):
         logger.debug("configuration changed: %s", sorted({path for _, path in changes}))
         yield changes
+
+
+async def settled_changes(paths: Iterable[Path], watch_filter: ConfigWatchFilter, stop: anyio.Event):
+    """Yield once the watched files changed and then stayed quiet for `QUIET_PERIOD_MS`.
+
+    The watcher reports events within `WATCH_STEP_MS`; the quiet period is timed here, from the last event, so a
+    change is acted on one quiet period after the last write (not up to two, as timing it inside the watcher does).
+    """
+    send, receive = anyio.create_memory_object_stream[None](16)
+
+    async def collect() -> None:
+        async with send:
+            async for _ in watch_config(paths, watch_filter, stop):
+                try:
+                    send.send_nowait(None)
+                except anyio.WouldBlock:
+                    pass  # the settle loop already knows something changed
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(collect)
+        async with receive:
+            async for _ in receive:
+                while True:
+                    with anyio.move_on_after(QUIET_PERIOD_MS / 1000) as quiet:
+                        await receive.receive()
+                    if quiet.cancelled_caught:
+                        break
+                yield
