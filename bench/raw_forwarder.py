@@ -16,24 +16,19 @@ It prints exactly one line ``READY <url>`` on stdout once its socket listens and
 
 from __future__ import annotations
 
-import os
 import sys
 
-# bench/ also holds a script named secrets.py; run as a script, this folder comes first on sys.path and that
-# file would shadow the standard library's `secrets` (pydantic imports it). Take the folder off the path.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or os.curdir) != _HERE]
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
-from collections.abc import Awaitable, Callable, Iterable, Sequence  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import asyncio
+import signal
+import socket
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
 
-import httpx2  # noqa: E402
-from hypercorn.asyncio import serve  # noqa: E402
-from hypercorn.config import Config  # noqa: E402
+import httpx2
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
 
 __all__ = ["READY_PREFIX", "RawForwarder", "main"]
 

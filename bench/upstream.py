@@ -13,21 +13,16 @@ the operating system pick a free port), so the benchmark learns the URL without 
 
 from __future__ import annotations
 
-import os
 import sys
 
-# bench/ also holds a script named secrets.py; run as a script, this folder comes first on sys.path and that
-# file would shadow the standard library's `secrets` (pydantic imports it). Take the folder off the path.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or os.curdir) != _HERE]
 
-import argparse  # noqa: E402
-import socket  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
+import argparse
+import socket
+from collections.abc import Sequence
 
-import anyio  # noqa: E402
-import uvicorn  # noqa: E402
-from mcp.server import MCPServer  # noqa: E402
+import anyio
+import uvicorn
+from mcp.server import MCPServer
 
 __all__ = ["READY_PREFIX", "build_server", "main"]
 

@@ -1,26 +1,21 @@
 """Startup cost of secrets: decrypt 200 age files with `SecretStore.load`, against a 1 s target.
 
-Run: `python bench/secrets.py [--count N] [--repeat R]`. Prints the best of R runs (each with a fresh
+Run: `python bench/decrypt_secrets.py [--count N] [--repeat R]`. Prints the best of R runs (each with a fresh
 store, so nothing comes from the cache) and exits 1 when it misses the target.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
-# This file is called secrets.py; run as a script, its folder comes first on sys.path and would shadow the
-# standard library's `secrets` module that pydantic imports. Take the folder off the path before importing.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or os.curdir) != _HERE]
 
-import argparse  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import tempfile
+import time
+from pathlib import Path
 
-from local_mcp_gateway.redact import Redactor  # noqa: E402
-from local_mcp_gateway.secrets import Identity, SecretStore, encrypt_to  # noqa: E402
+from local_mcp_gateway.redact import Redactor
+from local_mcp_gateway.secrets import Identity, SecretStore, encrypt_to
 
 DEFAULT_COUNT = 200
 DEFAULT_REPEAT = 3
