@@ -27,9 +27,17 @@ from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from mcp.server.session import ServerSession
 from mcp.shared.exceptions import MCPError
 
-from local_mcp_gateway.upstream.connection import Caller
+from local_mcp_gateway.upstream.connection import CALLER_CAPABILITIES, Caller
 
-__all__ = ["InputRound", "REQUEST_STATE_TTL", "request_state_boundary", "run_round", "state_key_from_identity"]
+__all__ = [
+    "REQUEST_STATE_TTL",
+    "InputRound",
+    "answer_rounds",
+    "pass_rounds_through",
+    "request_state_boundary",
+    "run_round",
+    "state_key_from_identity",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -164,3 +172,85 @@ def _input_request(raw: dict[str, Any]) -> Any:
         "roots/list": types.ListRootsRequest,
     }
     return kinds[raw["method"]].model_validate(raw, by_name=False)
+
+
+# -- upstreams on the 2026-07-28 line ----------------------------------------------------------------------------
+
+MAX_ROUNDS = 16
+"""Most `input_required` rounds the gateway answers for one session caller before giving up."""
+
+_INPUT_RESULTS: dict[str, Any] = {
+    "sampling/createMessage": types.CreateMessageResult,
+    "elicitation/create": types.ElicitResult,
+    "roots/list": types.ListRootsResult,
+}
+
+
+def _is_input_required(result: Mapping[str, Any]) -> bool:
+    return result.get("resultType") == "input_required"
+
+
+def _retry(request: Any, responses: Mapping[str, Any] | None, state: str | None) -> Any:
+    """The same request again, carrying answers and the upstream's request state."""
+    wire = request.model_dump(by_alias=True, mode="json", exclude_none=True)
+    params = dict(wire.get("params") or {})
+    params.pop("inputResponses", None)
+    params.pop("requestState", None)
+    if responses:
+        params["inputResponses"] = dict(responses)
+    if state is not None:
+        params["requestState"] = state
+    wire["params"] = params
+    return type(request).model_validate(wire, by_name=False)
+
+
+async def answer_rounds(ctx: Any, upstream: Any, request: Any, progress: Any) -> dict[str, Any]:
+    """A session caller, an upstream on 2026-07-28: answer its `input_required` rounds by asking the caller.
+
+    Each question of a round goes to the client as the server request it stands for (sampling, elicitation,
+    roots), on the stream of the call that caused it; the answers go back upstream with the echoed state.
+    """
+    caller = Caller(ctx.session, ctx.request_id)
+    for _ in range(MAX_ROUNDS):
+        result = await upstream.request(request, caller, progress=progress)
+        if not _is_input_required(result):
+            result.pop("resultType", None)
+            return result
+        responses: dict[str, Any] = {}
+        for key, raw in (result.get("inputRequests") or {}).items():
+            answer = await caller.ask(_input_request(raw), _INPUT_RESULTS[raw["method"]])
+            responses[key] = answer.model_dump(by_alias=True, mode="json", exclude_none=True)
+        request = _retry(request, responses, result.get("requestState"))
+    raise MCPError(types.INTERNAL_ERROR, f"the server asked more than {MAX_ROUNDS} rounds of questions; gave up")
+
+
+async def pass_rounds_through(ctx: Any, params: Any, upstream: Any, request: Any, progress: Any) -> Any:
+    """A 2026-07-28 caller, an upstream on 2026-07-28: its `input_required` rounds pass through as they are.
+
+    The questions keep the upstream's keys; the upstream's own request state rides inside the gateway's sealed
+    one. The upstream sees the capabilities the client declared on this request, so it asks only what the client
+    can answer (and refuses with -32021 what it cannot do without).
+    """
+    state = json.loads(params.request_state) if params.request_state else {}
+    if not isinstance(state, dict):
+        raise MCPError(types.INVALID_PARAMS, "Invalid or expired requestState")
+    responses = {
+        key: value.model_dump(by_alias=True, mode="json", exclude_none=True) if hasattr(value, "model_dump") else value
+        for key, value in (params.input_responses or {}).items()
+    }
+    retried = _retry(request, responses, state.get("upstream"))
+    capabilities = ctx.session.client_capabilities
+    token = CALLER_CAPABILITIES.set(
+        capabilities.model_dump(by_alias=True, mode="json", exclude_none=True) if capabilities is not None else {}
+    )
+    try:
+        result = await upstream.request(retried, Caller(ctx.session, ctx.request_id), progress=progress)
+    finally:
+        CALLER_CAPABILITIES.reset(token)
+    if not _is_input_required(result):
+        result.setdefault("resultType", "complete")
+        return result
+    return types.InputRequiredResult(
+        input_requests={key: _input_request(raw) for key, raw in (result.get("inputRequests") or {}).items()},
+        request_state=json.dumps({"upstream": result.get("requestState")}, separators=(",", ":")),
+    )

@@ -37,7 +37,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from local_mcp_gateway import __version__
-from local_mcp_gateway.mrtr import request_state_boundary, run_round
+from local_mcp_gateway.mrtr import answer_rounds, pass_rounds_through, request_state_boundary, run_round
 from local_mcp_gateway.security import TrafficLog
 from local_mcp_gateway.transport import SessionManager
 from local_mcp_gateway.catalog import Catalog, build_catalog, coerce_arguments, page
@@ -523,7 +523,12 @@ class Profile:
     async def _forward(self, ctx: Any, params: Any, upstream: Upstream, request: Any) -> Any:
         """Send a client's request upstream; server-to-client questions go back to this caller (see `mrtr.py`)."""
         progress = _progress_forwarder(ctx)
-        if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+        modern_caller = ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+        if upstream.modern:
+            if modern_caller:
+                return await pass_rounds_through(ctx, params, upstream, request, progress)
+            return await answer_rounds(ctx, upstream, request, progress)
+        if modern_caller:
             result = await run_round(ctx, params, lambda caller: upstream.request(request, caller, progress=progress))
             return result if isinstance(result, types.InputRequiredResult) else _for_caller(ctx, result)
         return await upstream.request(request, Caller(ctx.session, ctx.request_id), progress=progress)
@@ -536,7 +541,7 @@ class Profile:
             raise MCPError(types.INVALID_PARAMS, f"Resource not found: {uri}", {"uri": uri})
         upstream = self._upstream(view, server)
         if not self._subscribed_elsewhere(uri, upstream, view):
-            await upstream.request(types.SubscribeRequest(params=types.SubscribeRequestParams(uri=uri)))
+            await upstream.subscribe(uri)
         view.subscriptions.add(uri)
         return types.EmptyResult()
 
@@ -564,7 +569,7 @@ class Profile:
             upstream = view.own.get(server)
         if upstream is None or self._subscribed_elsewhere(uri, upstream, view):
             return
-        await _quietly(upstream.request(types.UnsubscribeRequest(params=types.UnsubscribeRequestParams(uri=uri))))
+        await _quietly(upstream.unsubscribe(uri))
 
     async def _complete(self, ctx: Any, params: types.CompleteRequestParams) -> Any:
         view = await self._view(ctx)
@@ -599,7 +604,7 @@ class Profile:
             upstream = self._upstream(view, server)
             key = (uri, upstream)
             if self._listen_refs.get(key, 0) == 0 and not self._subscribed_elsewhere(uri, upstream, view):
-                await _quietly(upstream.request(types.SubscribeRequest(params=types.SubscribeRequestParams(uri=uri))))
+                await _quietly(upstream.subscribe(uri))
             self._listen_refs[key] = self._listen_refs.get(key, 0) + 1
             subscribed.append(key)
         try:
@@ -612,9 +617,7 @@ class Profile:
                         del self._listen_refs[key]
                         uri, upstream = key
                         if not self._subscribed_elsewhere(uri, upstream, self._stateless_view):
-                            await _quietly(
-                                upstream.request(types.UnsubscribeRequest(params=types.UnsubscribeRequestParams(uri=uri)))
-                            )
+                            await _quietly(upstream.unsubscribe(uri))
 
     async def _set_logging_level(self, ctx: Any, params: types.SetLevelRequestParams) -> types.EmptyResult:
         view = await self._view(ctx)

@@ -60,7 +60,9 @@ def call(url: str, tool: str, arguments: dict[str, Any], **extra: Any) -> dict[s
 
 @pytest.fixture
 def echo_profile(config_repo):
-    config_repo.write_profile("p", {"echo": {**fixture_server("echo_server.py"), "prefix": ""}})
+    # The echo server's `ask` asks with a server-initiated request, which only the handshake line carries: pinned
+    # there, the gateway itself turns the question into input_required rounds for 2026-07-28 clients.
+    config_repo.write_profile("p", {"echo": {**fixture_server("echo_server.py"), "prefix": "", "protocol": "handshake"}})
     return config_repo
 
 
@@ -164,3 +166,23 @@ async def test_listings_carry_cache_hints(echo_profile, gateway_factory):
     assert listed["ttlMs"] == 0 and listed["cacheScope"] == "private"
     read = post(gateway.url("p"), "resources/read", {"uri": "echo://static", "_meta": envelope()}, name="echo://static")
     assert read["result"]["contents"] and read["result"]["cacheScope"] == "private"
+
+
+async def test_rounds_of_a_2026_upstream_pass_through_across_replicas(config_repo, gateway_factory):
+    """The conformance fixture answers server/discover: its own questions and state pass through the gateway."""
+    config_repo.write_profile("p", {"fixture": {**fixture_server("conformance_server.py"), "prefix": ""}})
+    identity = Identity.generate()
+    env = {"MCP_GATEWAY_AGE_KEY": identity.reveal()}
+    first = gateway_factory(config_repo.path, env=env)
+    second = gateway_factory(config_repo.path, env=env)
+    tool = "test_input_required_result_elicitation"
+    result = call(first.url("p"), tool, {})["result"]
+    assert result["resultType"] == "input_required"
+    assert list(result["inputRequests"]) == ["user_name"]  # the upstream's own key, passed through
+    answers = {"user_name": {"action": "accept", "content": {"name": "Ada"}}}
+    done = call(second.url("p"), tool, {}, inputResponses=answers, requestState=result["requestState"])["result"]
+    assert done["resultType"] == "complete"
+    assert "Ada" in json.dumps(done["content"])
+    # Without the elicitation capability the upstream itself refuses, as it would to the client directly.
+    refused = call(first.url("p"), "test_missing_capability", {}, capabilities={"elicitation": {"form": {}}})
+    assert refused["error"]["code"] == types.MISSING_REQUIRED_CLIENT_CAPABILITY

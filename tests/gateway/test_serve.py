@@ -110,7 +110,7 @@ async def test_progress_and_log_messages_reach_the_caller(two_echoes):
                 await anyio.sleep(0.02)
 
 
-async def test_sampling_elicitation_and_roots_reach_the_client_that_called(two_echoes):
+async def test_sampling_elicitation_and_roots_reach_the_client_that_called(config_repo, gateway_factory):
     asked: list[str] = []
 
     async def on_sampling(context, params: types.CreateMessageRequestParams):
@@ -127,8 +127,12 @@ async def test_sampling_elicitation_and_roots_reach_the_client_that_called(two_e
         asked.append("roots")
         return types.ListRootsResult(roots=[types.Root(uri="file:///tmp/project", name="project")])
 
+    # The echo server asks with server-initiated requests, which the handshake line carries.
+    pinned = {**fixture_server("echo_server.py", "--name", "alpha"), "protocol": "handshake"}
+    config_repo.write_profile("work", {"alpha": pinned, "beta": {**pinned, "prefix": ""}})
+    gateway = gateway_factory(config_repo.path)
     async with mcp_client(
-        two_echoes.url("work"),
+        gateway.url("work"),
         sampling_callback=on_sampling,
         elicitation_callback=on_elicitation,
         list_roots_callback=on_roots,

@@ -76,7 +76,7 @@ def remote_server(url: str, name: str = "linear", *, scopes: tuple[str, ...] = (
         name=name, prefix=name, profile=profile, kind="remote", command=None, args=(), env=(), cwd=None, url=url,
         transport="streamable-http", headers=(),
         oauth=ResolvedOAuth(scopes=scopes, client_id=client_id, client_secret=client_secret, client_name=None),
-        module=None, isolation="shared", timeout_seconds=timeout, tools=ToolsConfig(), coerce_arguments=True,
+        module=None, isolation="shared", protocol="auto", timeout_seconds=timeout, tools=ToolsConfig(), coerce_arguments=True,
         enabled=True, description=None, file=Path("gateway.yaml"), line=None,
     )
 

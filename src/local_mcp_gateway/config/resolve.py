@@ -67,6 +67,7 @@ class ResolvedServer:
     oauth: ResolvedOAuth | None
     module: str | None
     isolation: Literal["shared", "per_session"]
+    protocol: Literal["auto", "handshake"]
     timeout_seconds: float
     tools: ToolsConfig
     coerce_arguments: bool
@@ -111,6 +112,7 @@ def _fingerprint(server: ResolvedServer) -> str:
         else [list(oauth.scopes), oauth.client_id, oauth.client_secret, oauth.client_name],
         "module": server.module,
         "isolation": server.isolation,
+        "protocol": server.protocol,
         "timeout_seconds": server.timeout_seconds,
     }
     encoded = json.dumps(relevant, sort_keys=True, separators=(",", ":")).encode()
@@ -153,6 +155,7 @@ def resolve_server(spec: ServerSpec, secret: SecretLookup, env: Mapping[str, str
         oauth=oauth,
         module=config.module,
         isolation=config.isolation,
+        protocol=config.protocol,
         timeout_seconds=config.timeout_seconds,
         tools=config.tools,
         coerce_arguments=config.coerce_arguments,

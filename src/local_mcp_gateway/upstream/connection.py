@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import logging
 import time
+from contextvars import ContextVar
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -20,6 +21,10 @@ import anyio
 import mcp.types as types
 from anyio.abc import TaskGroup
 from mcp import ClientSession
+from mcp.client._probe import negotiate_auto
+from mcp.client.subscriptions import listen
+from mcp.shared.subscriptions import ResourceUpdated
+from mcp_types import CLIENT_CAPABILITIES_META_KEY
 from mcp.client.session import ClientRequestContext
 from mcp.server.session import ServerSession
 from mcp.shared.exceptions import MCPError
@@ -56,6 +61,9 @@ a process start (an interpreter, `npx`) can take longer than a request may."""
 
 MAX_LIST_PAGES = 1000
 """Upper bound on pages followed when listing (a server that paginates forever is cut off)."""
+
+LISTEN_RETRY = 1.0
+"""Seconds before a lost `subscriptions/listen` stream towards a 2026-07-28 upstream is opened again."""
 
 STOP_GRACE = 10.0
 """Seconds in-flight calls may take to finish when the server is being removed or restarted."""
@@ -149,6 +157,10 @@ class Upstream:
         self._ready_or_failed = anyio.Event()
         self._log_level: types.LoggingLevel | None = None
         self._init_scope: anyio.CancelScope | None = None
+        self.modern = False
+        """Whether the connection speaks 2026-07-28 (chosen by the upstream's answer to `server/discover`)."""
+        self._resource_uris: dict[str, int] = {}
+        self._uris_changed = anyio.Event()
         self.ever_ready = False
         """Whether this upstream has been ready at least once (a first start is waited for by requests)."""
         self._authorized = anyio.Event()
@@ -288,11 +300,19 @@ class Upstream:
                 logging_callback=self._on_log,
                 message_handler=lambda message: self._on_message(message, tg),
                 client_info=GATEWAY_CLIENT_INFO,
+                # On 2026-07-28 log messages are a per-request opt-in: take them all, callers filter their own.
+                log_level="debug",
             ) as session:
                 with anyio.CancelScope(deadline=anyio.current_time() + self._startup_timeout) as scope:
                     self._init_scope = scope
-                    result = await session.initialize()
-                    self._capabilities = result.capabilities
+                    if getattr(self.server, "protocol", "auto") == "handshake":
+                        await session.initialize()
+                    else:
+                        await negotiate_auto(session)  # server/discover (2026-07-28) where served, else initialize
+                    self.modern = session.discover_result is not None
+                    if self.modern:
+                        _stamp_caller_capabilities(session)
+                    self._capabilities = session.server_capabilities
                     listings = await self._list_all(session)
                 self._init_scope = None
                 if scope.cancelled_caught:
@@ -306,6 +326,8 @@ class Upstream:
                 logger.info("upstream %s ready: %d tools", self.label, len(listings.tools))
                 if self._log_level is not None:
                     await self._apply_log_level(session)
+                if self.modern:
+                    tg.start_soon(self._follow_changes, session, tg)
                 async with anyio.create_task_group() as waiters:
 
                     async def until(event: anyio.Event) -> None:
@@ -369,6 +391,64 @@ class Upstream:
             logger.warning("upstream %s: re-listing after a change notice failed: %s", self.label, _describe(exc))
             return
         self._set_listings(listings)
+
+    # -- change notices on 2026-07-28 connections ----------------------------------------------------------
+
+    async def _follow_changes(self, session: ClientSession, tg: TaskGroup) -> None:
+        """Keep a `subscriptions/listen` stream open for list changes and the subscribed resource URIs."""
+        caps = self._capabilities or types.ServerCapabilities()
+        wanted = {
+            "tools_list_changed": caps.tools is not None,
+            "prompts_list_changed": caps.prompts is not None,
+            "resources_list_changed": caps.resources is not None,
+        }
+        if not any(wanted.values()):
+            return
+        while not self._stop.is_set():
+            changed = self._uris_changed
+            uris = sorted(self._resource_uris)
+            try:
+                async with anyio.create_task_group() as watch:
+
+                    async def reopen_on_change() -> None:
+                        await changed.wait()
+                        watch.cancel_scope.cancel()
+
+                    watch.start_soon(reopen_on_change)
+                    async with listen(session, resource_subscriptions=uris, **wanted) as subscription:
+                        async for event in subscription:
+                            if isinstance(event, ResourceUpdated):
+                                params = types.ResourceUpdatedNotificationParams(uri=event.uri)
+                                await self.events.resource_updated(self, params)
+                            else:
+                                tg.start_soon(self._relist)
+                    watch.cancel_scope.cancel()
+            except Exception as exc:  # a lost stream is opened again; the listings may have moved meanwhile
+                logger.info("upstream %s: change stream ended: %s", self.label, _describe(exc))
+                tg.start_soon(self._relist)
+                await anyio.sleep(LISTEN_RETRY)
+
+    async def subscribe(self, uri: str) -> None:
+        """Receive `notifications/resources/updated` for `uri` (resources/subscribe, or the listen stream)."""
+        if not self.modern:
+            await self.request(types.SubscribeRequest(params=types.SubscribeRequestParams(uri=uri)))
+            return
+        self._resource_uris[uri] = self._resource_uris.get(uri, 0) + 1
+        if self._resource_uris[uri] == 1:
+            self._uris_changed.set()
+            self._uris_changed = anyio.Event()
+
+    async def unsubscribe(self, uri: str) -> None:
+        if not self.modern:
+            await self.request(types.UnsubscribeRequest(params=types.UnsubscribeRequestParams(uri=uri)))
+            return
+        count = self._resource_uris.get(uri, 0) - 1
+        if count <= 0:
+            self._resource_uris.pop(uri, None)
+            self._uris_changed.set()
+            self._uris_changed = anyio.Event()
+        else:
+            self._resource_uris[uri] = count
 
     # -- calls from request handlers -------------------------------------------------------------------------
 
@@ -483,6 +563,27 @@ def _watch_end(read: Any, closed: anyio.Event, tg: TaskGroup) -> Any:
 
     tg.start_soon(pump)
     return receive
+
+
+CALLER_CAPABILITIES: ContextVar[dict[str, Any] | None] = ContextVar("caller_capabilities", default=None)
+"""The capabilities a 2026-07-28 caller declared, stamped on the upstream request made for it (None: the gateway's)."""
+
+
+def _stamp_caller_capabilities(session: ClientSession) -> None:
+    """Make a 2026-07-28 session declare, per request, the capabilities of the client the request is made for.
+
+    The SDK stamps every request with the session's own capabilities; an upstream deciding what it may ask must
+    see the end client's instead (it answers -32021 when the client lacks one).
+    """
+    stamp = session._stamp  # the SDK keeps its per-request envelope stamp private
+
+    def caller_stamp(data: dict[str, Any], opts: Any) -> None:
+        stamp(data, opts)
+        capabilities = CALLER_CAPABILITIES.get()
+        if capabilities is not None and isinstance(meta := data.get("params", {}).get("_meta"), dict):
+            meta[CLIENT_CAPABILITIES_META_KEY] = capabilities
+
+    session._stamp = caller_stamp
 
 
 def _is_auth_wait(exc: BaseException) -> bool:
