@@ -18,11 +18,13 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def two_echoes(config_repo, gateway_factory):
     config_repo.write_gateway(default_profile="work")
+    # The echo server announces list changes and asks questions the handshake-line way (notifications and
+    # server-initiated requests), so it is pinned there; the conformance tests cover the 2026-07-28 upstream line.
     config_repo.write_profile(
         "work",
         {
-            "alpha": fixture_server("echo_server.py", "--name", "alpha"),
-            "beta": {**fixture_server("echo_server.py", "--name", "beta"), "prefix": ""},
+            "alpha": {**fixture_server("echo_server.py", "--name", "alpha"), "protocol": "handshake"},
+            "beta": {**fixture_server("echo_server.py", "--name", "beta"), "prefix": "", "protocol": "handshake"},
         },
     )
     return gateway_factory(config_repo.path)

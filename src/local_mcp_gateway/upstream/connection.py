@@ -62,6 +62,9 @@ a process start (an interpreter, `npx`) can take longer than a request may."""
 MAX_LIST_PAGES = 1000
 """Upper bound on pages followed when listing (a server that paginates forever is cut off)."""
 
+LIST_POLL_INTERVAL = 30.0
+"""Seconds between re-listings of a 2026-07-28 server that offers no change notices."""
+
 LISTEN_RETRY = 1.0
 """Seconds before a lost `subscriptions/listen` stream towards a 2026-07-28 upstream is opened again."""
 
@@ -397,12 +400,14 @@ class Upstream:
     async def _follow_changes(self, session: ClientSession, tg: TaskGroup) -> None:
         """Keep a `subscriptions/listen` stream open for list changes and the subscribed resource URIs."""
         caps = self._capabilities or types.ServerCapabilities()
+        # On 2026-07-28 a server advertises listChanged / subscribe exactly when it serves subscriptions/listen.
         wanted = {
-            "tools_list_changed": caps.tools is not None,
-            "prompts_list_changed": caps.prompts is not None,
-            "resources_list_changed": caps.resources is not None,
+            "tools_list_changed": bool(caps.tools and caps.tools.list_changed),
+            "prompts_list_changed": bool(caps.prompts and caps.prompts.list_changed),
+            "resources_list_changed": bool(caps.resources and caps.resources.list_changed),
         }
-        if not any(wanted.values()):
+        if not any(wanted.values()) and not (caps.resources and caps.resources.subscribe):
+            await self._poll_listings()
             return
         while not self._stop.is_set():
             changed = self._uris_changed
@@ -423,10 +428,29 @@ class Upstream:
                             else:
                                 tg.start_soon(self._relist)
                     watch.cancel_scope.cancel()
+            except MCPError as exc:
+                if exc.error.code == types.METHOD_NOT_FOUND:
+                    await self._poll_listings()
+                    return
+                logger.info("upstream %s: change stream ended: %s", self.label, _describe(exc))
+                tg.start_soon(self._relist)
+                await anyio.sleep(LISTEN_RETRY)
             except Exception as exc:  # a lost stream is opened again; the listings may have moved meanwhile
                 logger.info("upstream %s: change stream ended: %s", self.label, _describe(exc))
                 tg.start_soon(self._relist)
                 await anyio.sleep(LISTEN_RETRY)
+
+    async def _poll_listings(self) -> None:
+        """A 2026-07-28 server without `subscriptions/listen` cannot announce changes: list it again now and then."""
+        logger.info(
+            "upstream %s sends no change notices on 2026-07-28; its lists are refreshed every %g s "
+            "(protocol: handshake lets it send list_changed)",
+            self.label,
+            LIST_POLL_INTERVAL,
+        )
+        while not self._stop.is_set():
+            await anyio.sleep(LIST_POLL_INTERVAL)
+            await self._relist()
 
     async def subscribe(self, uri: str) -> None:
         """Receive `notifications/resources/updated` for `uri` (resources/subscribe, or the listen stream)."""
