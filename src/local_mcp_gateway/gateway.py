@@ -174,20 +174,15 @@ class Gateway:
             number = self.generation + 1
             try:
                 generation = await anyio.to_thread.run_sync(self._load_consistent, number)
+                if self._unchanged(generation):
+                    logger.info("reload: nothing changed")
+                else:
+                    await self._apply(generation)
             except GatewayError as exc:
                 self.last_reload_error = _reload_error(exc, self.config_path)
                 logger.error("reload failed; generation %d keeps serving: %s", self.generation, exc)
                 return False
             self.last_reload_error = None
-            if self._unchanged(generation):
-                logger.info("reload: nothing changed")
-                return True
-            try:
-                await self._apply(generation)
-            except GatewayError as exc:
-                self.last_reload_error = _reload_error(exc, self.config_path)
-                logger.error("reload failed; generation %d keeps serving: %s", self.generation, exc)
-                return False
             return True
 
     def _load_consistent(self, number: int) -> Generation:
