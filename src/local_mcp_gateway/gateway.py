@@ -118,7 +118,7 @@ class Gateway:
         self.guards: dict[str, InboundGuard] = {}
         self._guard_settings: dict[str, tuple[Any, tuple[str, ...]]] = {}
         self.oauth: Any = None
-        """The OAuth client for upstreams with `oauth` settings (see `oauth.py`); None while no server uses it."""
+        """The OAuth client for upstreams with `oauth` settings (see the `oauth` package); None while no server uses it."""
         self.ready = False
         self.last_reload_error: dict[str, Any] | None = None
         self.watch = watch
