@@ -1,12 +1,18 @@
-"""The official MCP conformance suite, run against the gateway with the project's fixture server behind it.
+"""The official MCP conformance suite, run against the gateway with a fixture server behind it, default config.
 
-The fixture (`tests/fixtures/conformance_server.py`) offers every name the suites' scenarios call; a profile serves
-it with `prefix: ""`, once over stdio and once over Streamable HTTP, so the suite judges the whole proxy path:
-the stable suite (0.1.16, every active and pending scenario) and 0.2.0-alpha.12 on the 2025-11-25 line and the
-2026-07-28 line. Every scenario passes through the gateway, as it does against the fixture directly: the
-fixture answers `server/discover`, so the gateway speaks 2026-07-28 to it and passes input_required rounds
-through to 2026-07-28 clients (and answers them for session clients). A second profile pins the fixture to the
-handshake line (`protocol: handshake`), where the gateway itself turns questions into rounds.
+Two fixtures, each offering every name the suites' scenarios call, behind a profile with `prefix: ""`:
+
+- `conformance_server.py`, era-aware: on 2026-07-28 its tools answer `input_required`, on a handshake session
+  they ask with server-initiated requests;
+- `conformance_legacy.py`, written the common mcp 2.x way: server-initiated requests only, list changes by
+  notification, no `subscriptions/listen`; it still answers `server/discover`, as every SDK 2.3 server does.
+
+Each over stdio and over Streamable HTTP, each judged by the stable suite (0.1.16, every active and pending
+scenario) and by 0.2.0-alpha.12 on the 2025-11-25 and the 2026-07-28 line, with no `protocol` pin: every
+scenario that passes against the fixture directly passes through the gateway. The only scenarios allowed to
+fail are listed in the expected-failures files, which `tests/conformance/test_fixture_direct.py` proves fail
+directly too. One more profile pins the era-aware fixture to the handshake line (`protocol: handshake`), where
+the gateway itself turns questions into rounds.
 """
 
 from __future__ import annotations
@@ -18,9 +24,12 @@ from pathlib import Path
 import pytest
 
 from tests.conformance.runner import parse_summary, run_conformance
-from tests.conftest import FIXTURES, PYTHON, fixture_server
+from tests.conftest import FIXTURES, PYTHON, ConfigRepo, fixture_server, start_gateway
 
 HANDSHAKE_EXPECTED_FAILURES = Path(__file__).with_name("conformance-expected-failures-handshake.yml")
+LEGACY_EXPECTED_FAILURES = Path(__file__).parents[1] / "conformance" / "expected_failures_legacy_2026.yml"
+
+FIXTURE_FILES = {"era-aware": "conformance_server.py", "legacy": "conformance_legacy.py"}
 
 RUNS = {
     "stable": ("0.1.16", None),
@@ -29,11 +38,9 @@ RUNS = {
 }
 
 
-@pytest.fixture(scope="module")
-def fixture_over_http():
-    """The fixture server over Streamable HTTP, as a process of its own (stopped by its pid at the end)."""
+def _over_http(name: str):
     process = subprocess.Popen(
-        [PYTHON, str(FIXTURES / "conformance_server.py"), "--transport", "http", "--host", "127.0.0.1", "--port", "0"],
+        [PYTHON, str(FIXTURES / FIXTURE_FILES[name]), "--transport", "http", "--host", "127.0.0.1", "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
         start_new_session=True,
@@ -47,27 +54,59 @@ def fixture_over_http():
         process.wait(10)
 
 
-@pytest.fixture(params=["stdio", "http", "stdio-handshake"])
-def gateway_with_fixture(request, config_repo, gateway_factory):
-    if request.param.startswith("stdio"):
-        server = fixture_server("conformance_server.py")
+@pytest.fixture(scope="module")
+def era_aware_over_http():
+    """The era-aware fixture over Streamable HTTP, as a process of its own (stopped by its pid at the end)."""
+    yield from _over_http("era-aware")
+
+
+@pytest.fixture(scope="module")
+def legacy_over_http():
+    """The legacy fixture over Streamable HTTP, as a process of its own (stopped by its pid at the end)."""
+    yield from _over_http("legacy")
+
+
+SETUPS = ["era-aware/stdio", "era-aware/http", "legacy/stdio", "legacy/http", "era-aware/stdio-handshake"]
+
+
+@pytest.fixture(scope="module", params=SETUPS)
+def gateway_with_fixture(request, tmp_path_factory):
+    """One gateway per setup, shared by the three suite runs (each run's sessions are its own)."""
+    name, transport = request.param.split("/")
+    if transport.startswith("stdio"):
+        server = fixture_server(FIXTURE_FILES[name])
     else:
-        server = {"url": request.getfixturevalue("fixture_over_http")}
-    if request.param.endswith("handshake"):
+        server = {"url": request.getfixturevalue(f"{name.replace('-', '_')}_over_http")}
+    pinned = transport.endswith("handshake")
+    if pinned:
         server["protocol"] = "handshake"
-    config_repo.write_profile("conformance", {"fixture": {**server, "prefix": ""}})
-    return gateway_factory(config_repo.path), request.param.endswith("handshake")
+    repo = ConfigRepo(tmp_path_factory.mktemp("conformance"))
+    repo.write_gateway()
+    repo.write_profile("conformance", {"fixture": {**server, "prefix": ""}})
+    gateway = start_gateway(repo.path, tmp_path_factory.mktemp("gateway-log") / "gateway.log")
+    try:
+        yield gateway, name, pinned
+    finally:
+        gateway.stop()
+
+
+def _expected_failures(name: str, pinned: bool, spec_version: str | None) -> Path | None:
+    if spec_version != "2026-07-28":
+        return None
+    if pinned:
+        return HANDSHAKE_EXPECTED_FAILURES
+    return LEGACY_EXPECTED_FAILURES if name == "legacy" else None
 
 
 @pytest.mark.parametrize("run", list(RUNS))
 def test_the_conformance_suite_passes_through_the_gateway(gateway_with_fixture, run):
     version, spec_version = RUNS[run]
-    gateway, pinned = gateway_with_fixture
+    gateway, name, pinned = gateway_with_fixture
     returncode, output = run_conformance(
         gateway.url("conformance"),
         version=version,
         spec_version=spec_version,
-        expected_failures=HANDSHAKE_EXPECTED_FAILURES if pinned and spec_version == "2026-07-28" else None,
+        expected_failures=_expected_failures(name, pinned, spec_version),
     )
     print(output)
     totals = re.findall(r"Total: \d+ passed, \d+ failed", output)

@@ -26,6 +26,7 @@ from local_mcp_gateway import __version__
 from local_mcp_gateway.mrtr import answer_rounds, pass_rounds_through, request_state_boundary, run_round
 from local_mcp_gateway.catalog import coerce_arguments, page
 from local_mcp_gateway.profile.view import View
+from local_mcp_gateway.upstream import eras
 from local_mcp_gateway.upstream.connection import Caller, Upstream
 
 __all__ = ["ProfileServer", "RequestHandlers", "quietly"]
@@ -150,6 +151,7 @@ class RequestHandlers:
         """Send a client's request upstream; server-to-client questions go back to this caller (see `mrtr.py`)."""
         progress = _progress_forwarder(ctx)
         modern_caller = ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+        upstream = await eras.mirror(upstream, modern_caller, self._tg)  # the caller's line where the server has it
         if upstream.modern:
             if modern_caller:
                 return await pass_rounds_through(ctx, params, upstream, request, progress)
@@ -215,7 +217,9 @@ class RequestHandlers:
         request = types.CompleteRequest(
             params=types.CompleteRequestParams(ref=ref, argument=params.argument, context=params.context)
         )
-        result = await self._upstream(view, server).request(request, Caller(ctx.session, ctx.request_id))
+        modern_caller = ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+        upstream = await eras.mirror(self._upstream(view, server), modern_caller, self._tg)
+        result = await upstream.request(request, Caller(ctx.session, ctx.request_id))
         return _for_caller(ctx, result)
 
     async def _subscriptions_listen(self, ctx: Any, params: types.SubscriptionsListenRequestParams) -> Any:
