@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -68,26 +70,8 @@ def legacy_over_http():
 
 SETUPS = ["era-aware/stdio", "era-aware/http", "legacy/stdio", "legacy/http", "era-aware/stdio-handshake"]
 
-
-@pytest.fixture(scope="module", params=SETUPS)
-def gateway_with_fixture(request, tmp_path_factory):
-    """One gateway per setup, shared by the three suite runs (each run's sessions are its own)."""
-    name, transport = request.param.split("/")
-    if transport.startswith("stdio"):
-        server = fixture_server(FIXTURE_FILES[name])
-    else:
-        server = {"url": request.getfixturevalue(f"{name.replace('-', '_')}_over_http")}
-    pinned = transport.endswith("handshake")
-    if pinned:
-        server["protocol"] = "handshake"
-    repo = ConfigRepo(tmp_path_factory.mktemp("conformance"))
-    repo.write_gateway()
-    repo.write_profile("conformance", {"fixture": {**server, "prefix": ""}})
-    gateway = start_gateway(repo.path, tmp_path_factory.mktemp("gateway-log") / "gateway.log")
-    try:
-        yield gateway, name, pinned
-    finally:
-        gateway.stop()
+MATRIX_WORKERS = 2
+"""Setups judged at once: each has its own gateway and fixture, and one suite run keeps about one core busy."""
 
 
 def _expected_failures(name: str, pinned: bool, spec_version: str | None) -> Path | None:
@@ -98,18 +82,52 @@ def _expected_failures(name: str, pinned: bool, spec_version: str | None) -> Pat
     return LEGACY_EXPECTED_FAILURES if name == "legacy" else None
 
 
+def _judge(setup: str, root: Path, http_urls: dict[str, str]) -> dict[str, tuple[int, str, str]]:
+    """Start a gateway for `setup` and run the three suites against it, one after the other."""
+    name, transport = setup.split("/")
+    server = fixture_server(FIXTURE_FILES[name]) if transport.startswith("stdio") else {"url": http_urls[name]}
+    pinned = transport.endswith("handshake")
+    if pinned:
+        server["protocol"] = "handshake"
+    repo = ConfigRepo(root)
+    root.mkdir(parents=True)
+    repo.write_gateway()
+    repo.write_profile("conformance", {"fixture": {**server, "prefix": ""}})
+    gateway = start_gateway(repo.path, root / "gateway.log")
+    outcomes: dict[str, tuple[int, str, str]] = {}
+    try:
+        for run, (version, spec_version) in RUNS.items():
+            returncode, output = run_conformance(
+                gateway.url("conformance"),
+                version=version,
+                spec_version=spec_version,
+                expected_failures=_expected_failures(name, pinned, spec_version),
+            )
+            outcomes[run] = (returncode, output, gateway.log()[-4000:])
+    finally:
+        gateway.stop()
+    return outcomes
+
+
+@pytest.fixture(scope="module")
+def matrix(tmp_path_factory, era_aware_over_http, legacy_over_http):
+    """Every setup judged by every suite run, `MATRIX_WORKERS` setups at a time; the wall time is printed."""
+    urls = {"era-aware": era_aware_over_http, "legacy": legacy_over_http}
+    root = tmp_path_factory.mktemp("conformance-matrix")
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=MATRIX_WORKERS) as pool:
+        futures = {setup: pool.submit(_judge, setup, root / setup.replace("/", "-"), urls) for setup in SETUPS}
+        results = {setup: future.result() for setup, future in futures.items()}
+    print(f"conformance matrix: {len(SETUPS)} setups x {len(RUNS)} suite runs in {time.monotonic() - started:.0f} s")
+    return results
+
+
 @pytest.mark.parametrize("run", list(RUNS))
-def test_the_conformance_suite_passes_through_the_gateway(gateway_with_fixture, run):
-    version, spec_version = RUNS[run]
-    gateway, name, pinned = gateway_with_fixture
-    returncode, output = run_conformance(
-        gateway.url("conformance"),
-        version=version,
-        spec_version=spec_version,
-        expected_failures=_expected_failures(name, pinned, spec_version),
-    )
+@pytest.mark.parametrize("setup", SETUPS)
+def test_the_conformance_suite_passes_through_the_gateway(matrix, setup, run):
+    returncode, output, log = matrix[setup][run]
     print(output)
     totals = re.findall(r"Total: \d+ passed, \d+ failed", output)
-    assert returncode == 0, f"{totals}\n{output[-6000:]}\n--- gateway log ---\n{gateway.log()[-4000:]}"
+    assert returncode == 0, f"{totals}\n{output[-6000:]}\n--- gateway log ---\n{log}"
     results = parse_summary(output)
     assert results and sum(result.passed for result in results.values()) > 0

@@ -206,3 +206,50 @@ async def test_a_question_asked_after_the_round_was_abandoned_is_answered_with_a
     lines = outcomes.splitlines()
     assert len(lines) == 2 and all(line.startswith("error") for line in lines), lines
     assert "input_required" in lines[0], lines
+
+
+async def test_a_session_client_gets_resource_updates_of_a_legacy_server_of_both_lines(config_repo, gateway_factory):
+    """The legacy fixture sends resources/updated as a notification, which only its handshake line carries."""
+    config_repo.write_profile("p", {"legacy": {**fixture_server("conformance_legacy.py"), "prefix": ""}})
+    gateway = gateway_factory(config_repo.path)
+    updated = anyio.Event()
+    seen: list[str] = []
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            seen.append(str(message.params.uri))
+            updated.set()
+
+    async with mcp_client(gateway.url("p"), message_handler=on_message) as session:
+        await session.subscribe_resource("test://watched-resource")
+        result = await session.call_tool("test_update_watched_resource", {})
+        assert "Sent resources/updated" in result.content[0].text, result
+        with anyio.fail_after(DEADLINE):
+            await updated.wait()
+    assert seen == ["test://watched-resource"]
+
+
+@pytest.mark.parametrize("protocol", ["auto", "handshake"])
+async def test_two_replicas_serve_the_legacy_fixture_on_the_2026_line(config_repo, gateway_factory, protocol):
+    """Under `auto` a 2026-07-28 client meets the legacy fixture's own 2026-07-28 line (its questions fail there, as
+    directly); pinned to the handshake line, the gateway's rounds start on one replica and end on the other."""
+    from local_mcp_gateway.secrets import Identity
+
+    config_repo.write_profile("p", {"legacy": {**fixture_server("conformance_legacy.py"), "prefix": "",
+                                               "protocol": protocol}})
+    env = {"MCP_GATEWAY_AGE_KEY": Identity.generate().reveal()}
+    first = gateway_factory(config_repo.path, env=env)
+    second = gateway_factory(config_repo.path, env=env)
+    assert text_of(call(second.url("p"), "test_simple_text", {})) == "This is a simple text response for testing."
+    asked = call(first.url("p"), "test_elicitation", {"message": "who?"})["result"]
+    if protocol == "auto":
+        assert asked.get("isError") is True and "Elicitation failed" in text_of({"result": asked}), asked
+        return
+    assert asked["resultType"] == "input_required"
+    (key, question), = asked["inputRequests"].items()
+    assert question["method"] == "elicitation/create" and question["params"]["message"] == "who?"
+    answer = {key: {"action": "accept", "content": {"username": "ada", "email": "ada@example.org"}}}
+    done = call(second.url("p"), "test_elicitation", {"message": "who?"}, inputResponses=answer,
+                requestState=asked["requestState"])["result"]
+    assert done["resultType"] == "complete"
+    assert "User response: action=accept" in text_of({"result": done}) and "ada" in text_of({"result": done})

@@ -168,8 +168,9 @@ class RequestHandlers:
         if server is None:
             raise MCPError(types.INVALID_PARAMS, f"Resource not found: {uri}", {"uri": uri})
         upstream = self._upstream(view, server)
-        if not self._subscribed_elsewhere(uri, upstream, view):
-            await upstream.subscribe(uri)
+        line = await eras.mirror(upstream, False, self._tg)  # only session clients subscribe this way
+        if line is not upstream or not self._subscribed_elsewhere(uri, upstream, view):
+            await line.subscribe(uri)  # towards a server of both lines: on the session line (subscribing is idempotent)
         view.subscriptions.add(uri)
         return types.EmptyResult()
 
@@ -197,7 +198,7 @@ class RequestHandlers:
             upstream = view.own.get(server)
         if upstream is None or self._subscribed_elsewhere(uri, upstream, view):
             return
-        await quietly(upstream.unsubscribe(uri))
+        await quietly(eras.session_line(upstream, view is self._stateless_view).unsubscribe(uri))
 
     async def _complete(self, ctx: Any, params: types.CompleteRequestParams) -> Any:
         view = await self._view(ctx)

@@ -39,7 +39,7 @@ from local_mcp_gateway.upstream.common import Listings, UpstreamState, describe
 if TYPE_CHECKING:
     from local_mcp_gateway.upstream.connection import Upstream
 
-__all__ = ["first_listing", "line_status", "mirror", "negotiate"]
+__all__ = ["first_listing", "line_status", "mirror", "negotiate", "session_line"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,11 @@ _refused: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 _seconds: weakref.WeakKeyDictionary[Any, Upstream] = weakref.WeakKeyDictionary()
 """The handshake connection of an upstream, once opened."""
+
+
+_used: dict[str, TaskGroup] = {}
+"""Servers (by profile/name) whose session clients used a second connection, with the task group it ran in: the
+connection that replaces one after a reload or a change of its answer opens its second one at once."""
 
 
 def _line(upstream: Upstream) -> str:
@@ -97,7 +102,7 @@ async def first_listing(upstream: Upstream, session: ClientSession) -> Listings:
     """The first listings of a new connection; a server that answered `server/discover` under `protocol: auto`
     but refuses the 2026-07-28 requests that follow is connected on the handshake line from now on."""
     try:
-        return await upstream._list_all(session)
+        listings = await upstream._list_all(session)
     except MCPError as exc:
         if not upstream.modern or _line(upstream) != "auto":
             raise
@@ -107,6 +112,13 @@ async def first_listing(upstream: Upstream, session: ClientSession) -> Listings:
         )
         logger.warning("upstream %s %s", upstream.label, _refused[upstream])
         raise UpstreamError(_refused[upstream]) from exc
+    tg = _used.get(upstream.label)
+    if tg is not None and upstream.modern and upstream not in _seconds and _line(upstream) == "auto":
+        try:
+            _open_second(upstream, tg)  # session clients used one before: have it ready for them
+        except RuntimeError:  # that task group has ended (its profile stopped)
+            _used.pop(upstream.label, None)
+    return listings
 
 
 # -- choosing the connection for a caller -------------------------------------------------------------------------
@@ -144,6 +156,18 @@ async def _run_second(first: Upstream, second: Upstream) -> None:
         tg.cancel_scope.cancel()
 
 
+def _open_second(upstream: Upstream, tg: TaskGroup) -> Upstream:
+    from local_mcp_gateway.upstream.connection import Upstream  # the connection imports this module
+
+    second = Upstream(upstream.server, _SecondEvents(upstream, tg), auth=upstream._auth_factory)
+    _pins[second] = "handshake"
+    _seconds[upstream] = second
+    _used[upstream.label] = tg
+    logger.info("upstream %s: opening a handshake connection for session clients", upstream.label)
+    tg.start_soon(_run_second, upstream, second)
+    return second
+
+
 async def mirror(upstream: Upstream, modern_caller: bool, tg: TaskGroup | None) -> Upstream:
     """The connection a caller's request should use: the caller's own line where the server speaks it."""
     if not upstream.modern and (stale := _seconds.pop(upstream, None)) is not None:
@@ -152,15 +176,7 @@ async def mirror(upstream: Upstream, modern_caller: bool, tg: TaskGroup | None) 
         stale.stop()
     if modern_caller or not upstream.modern or _line(upstream) != "auto" or tg is None:
         return upstream
-    second = _seconds.get(upstream)
-    if second is None:
-        from local_mcp_gateway.upstream.connection import Upstream  # the connection imports this module
-
-        second = Upstream(upstream.server, _SecondEvents(upstream, tg), auth=upstream._auth_factory)
-        _pins[second] = "handshake"
-        _seconds[upstream] = second
-        logger.info("upstream %s: opening a handshake connection for session clients", upstream.label)
-        tg.start_soon(_run_second, upstream, second)
+    second = _seconds.get(upstream) or _open_second(upstream, tg)
     if second.server is not upstream.server:  # a reload changed only names or filters: both follow
         second.server = upstream.server
     await second.wait_settled(SECOND_CONNECTION_WAIT)
@@ -171,6 +187,14 @@ async def mirror(upstream: Upstream, modern_caller: bool, tg: TaskGroup | None) 
     return second
 
 
+def session_line(upstream: Upstream, modern_caller: bool) -> Upstream:
+    """The connection a caller's requests went over, without opening one (for ending what it started there)."""
+    if modern_caller:
+        return upstream
+    second = _seconds.get(upstream)
+    return second if second is not None and second.state == UpstreamState.READY else upstream
+
+
 def line_status(upstream: Upstream) -> dict[str, Any]:
     """What /status shows about the lines of one server: the first connection's, and the second one if open."""
     entry: dict[str, Any] = {}
@@ -179,6 +203,7 @@ def line_status(upstream: Upstream) -> dict[str, Any]:
     second = _seconds.get(upstream)
     if second is not None:
         entry["handshake_connection"] = str(second.state)
+        entry["restarts"] = upstream.restarts + second.restarts  # the server's restarts, on either line
         if second.error:
             entry["handshake_connection_error"] = second.error
     if upstream in _refused:
