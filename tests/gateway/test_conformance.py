@@ -73,6 +73,8 @@ SETUPS = ["era-aware/stdio", "era-aware/http", "legacy/stdio", "legacy/http", "e
 MATRIX_WORKERS = 2
 """Setups judged at once: each has its own gateway and fixture, and one suite run keeps about one core busy."""
 
+pytestmark = pytest.mark.timeout(1800)  # the first test builds the whole matrix (minutes on a loaded machine)
+
 
 def _expected_failures(name: str, pinned: bool, spec_version: str | None) -> Path | None:
     if spec_version != "2026-07-28":

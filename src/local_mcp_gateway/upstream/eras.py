@@ -77,6 +77,14 @@ def _line(upstream: Upstream) -> str:
 async def negotiate(upstream: Upstream, session: ClientSession) -> None:
     """Open `session` on the line `upstream` should speak (see module docstring)."""
     line = _line(upstream)
+    tg = _used.get(upstream.label)
+    if tg is not None and line == "auto" and upstream not in _seconds:
+        # Session clients used a second connection to this server before: start one now, beside this probe, so
+        # their next request does not wait for two starts (it is closed again if the server speaks only one line).
+        try:
+            _open_second(upstream, tg)
+        except RuntimeError:  # that task group has ended (its profile stopped)
+            _used.pop(upstream.label, None)
     if line == "handshake":
         await session.initialize()
     elif line == "modern":
@@ -112,12 +120,6 @@ async def first_listing(upstream: Upstream, session: ClientSession) -> Listings:
         )
         logger.warning("upstream %s %s", upstream.label, _refused[upstream])
         raise UpstreamError(_refused[upstream]) from exc
-    tg = _used.get(upstream.label)
-    if tg is not None and upstream.modern and upstream not in _seconds and _line(upstream) == "auto":
-        try:
-            _open_second(upstream, tg)  # session clients used one before: have it ready for them
-        except RuntimeError:  # that task group has ended (its profile stopped)
-            _used.pop(upstream.label, None)
     return listings
 
 
@@ -170,7 +172,7 @@ def _open_second(upstream: Upstream, tg: TaskGroup) -> Upstream:
 
 async def mirror(upstream: Upstream, modern_caller: bool, tg: TaskGroup | None) -> Upstream:
     """The connection a caller's request should use: the caller's own line where the server speaks it."""
-    if not upstream.modern and (stale := _seconds.pop(upstream, None)) is not None:
+    if upstream.state == UpstreamState.READY and not upstream.modern and (stale := _seconds.pop(upstream, None)):
         # The server no longer answers server/discover (it changed across a restart): one line for everyone.
         logger.info("upstream %s now speaks the handshake line only; closing its second connection", upstream.label)
         stale.stop()
