@@ -113,14 +113,18 @@ def _table_fields(items: list[Any]) -> list[str] | None:
     return fields
 
 
-def _array(lines: list[str], key: str | None, items: list[Any], depth: int, lead: str | None = None) -> None:
+def _array(
+    lines: list[str], key: str | None, items: list[Any], depth: int, lead: str | None = None, *, table: bool = True
+) -> None:
+    """`key[N]...` for `items`; a keyless array inside a list may not be a table (the spec allows that at the root
+    only), so it is written as a list."""
     lead = INDENT * depth if lead is None else lead
     name = key or ""
     if all(_is_primitive(item) for item in items):
         values = ",".join(_primitive(item) for item in items)
         lines.append(f"{lead}{name}[{len(items)}]:" + (f" {values}" if items else ""))
         return
-    fields = _table_fields(items)
+    fields = _table_fields(items) if table else None
     if fields is not None:
         lines.append(f"{lead}{name}[{len(items)}]{{{','.join(_key(f) for f in fields)}}}:")
         for item in items:
@@ -136,7 +140,7 @@ def _list_item(lines: list[str], item: Any, depth: int) -> None:
     if _is_primitive(item):
         lines.append(hyphen + _primitive(item))
     elif _is_array(item):
-        _array(lines, None, list(item), depth, hyphen)
+        _array(lines, None, list(item), depth, hyphen, table=False)
     elif not item:
         lines.append(hyphen.rstrip())
     else:
