@@ -49,7 +49,7 @@ def many() -> Server[Any]:
 def worded() -> MCPServer:
     server = MCPServer("wörter")
 
-    @server.tool(description="Schlägt ein Wort nach – 単語を調べる")
+    @server.tool(description="Schlägt ein Wort nach – λέξη, слово")
     def nachschlagen(wort: str) -> str:
         return wort
 
