@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from local_mcp_gateway.ui import views
 from local_mcp_gateway.ui.access import SESSION_COOKIE, SESSION_LIFETIME, UIAccess
 from local_mcp_gateway.ui.clients import DEFAULT_KEY_ENV, client_setups
 from local_mcp_gateway.ui.export import FORMATS, MEDIA_TYPES, SUFFIXES, profile_document, render
+from local_mcp_gateway.ui.live import LiveView, event_stream
 
 __all__ = ["create_ui_app"]
 
@@ -31,12 +31,6 @@ CONTENT_SECURITY_POLICY = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 TOOLS_PER_PAGE = 50
-TRAFFIC_ROWS = 300
-"""Traffic rows sent when a page opens its event stream (newest last); the page keeps at most this many."""
-EVENT_POLL = 0.5
-"""How often the event stream looks for status changes and new traffic."""
-EVENT_KEEPALIVE = 15.0
-"""Seconds between comment lines that keep an idle event stream open through proxies."""
 CONNECT_WAIT = 15.0
 """Longest wait, after Connect, for the server's connection attempt to produce the login URL."""
 _FORMAT_BY_SUFFIX = {suffix: fmt for fmt, suffix in SUFFIXES.items()}
@@ -153,14 +147,14 @@ def create_ui_app(gateway: Any, started_at: float | None = None) -> Quart:
 
     @app.get("/ui/events")
     async def events() -> Any:
-        response = Response(_event_stream(gateway), mimetype="text/event-stream")
+        response = Response(event_stream(LiveView(gateway)), mimetype="text/event-stream")
         response.headers["X-Accel-Buffering"] = "no"
         response.timeout = None
         return response
 
     @app.get("/ui/api/status")
     async def api_status() -> Any:
-        return _json(_live(gateway))
+        return _json(LiveView(gateway).status())
 
     # -- OAuth Connect -------------------------------------------------------------------------------------
 
@@ -238,10 +232,7 @@ def _page_common(gateway: Any) -> dict[str, Any]:
 
 
 def _oauth_servers(gateway: Any, slug: str) -> list[str]:
-    profile = gateway.profiles.get(slug)
-    if profile is None:
-        return []
-    return [s.name for s in profile.servers if getattr(s, "oauth", None) is not None and s.name in profile.upstreams]
+    return LiveView(gateway).oauth_servers(slug)
 
 
 def _needs_key(snapshot: Any, slug: str) -> bool:
@@ -254,64 +245,3 @@ def _base_url(gateway: Any) -> str:
     if info is not None and info.snapshot.gateway.public_url:
         return info.snapshot.gateway.public_url.rstrip("/")
     return f"{request.scheme}://{request.headers.get('Host', '')}"
-
-
-def _live(gateway: Any) -> dict[str, Any]:
-    catalogs = {slug: profile.catalog for slug, profile in gateway.profiles.items()}
-    oauth = {slug: _oauth_servers(gateway, slug) for slug in gateway.profiles}
-    return views.live_status(gateway.status(), catalogs, oauth)
-
-
-def _traffic(gateway: Any, seen: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(entries recorded since the last call, every entry the logs hold), as rows; `seen` holds, per profile,
-    the last entry already sent (entries are immutable, so identity marks the place)."""
-    new: list[dict[str, Any]] = []
-    everything: list[dict[str, Any]] = []
-    for slug, profile in list(gateway.profiles.items()):
-        log = profile.traffic
-        if log is None:
-            continue
-        entries = log.entries()
-        rows = views.traffic_rows(entries, profile.catalog)
-        last = seen.get(slug)
-        start = 0
-        if last is not None:
-            for index in range(len(entries) - 1, -1, -1):
-                if entries[index] is last:
-                    start = index + 1
-                    break
-        if entries:
-            seen[slug] = entries[-1]
-        new.extend(rows[start:])
-        everything.extend(rows)
-    new.sort(key=lambda row: row["at"])
-    return new, everything
-
-
-def _sse(event: str, data: Any) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
-
-
-async def _event_stream(gateway: Any) -> AsyncIterator[bytes]:
-    """`status` whenever what the page shows changed; `traffic` with new entries and the per-tool figures."""
-    seen: dict[str, Any] = {}
-    yield b"retry: 2000\n\n"
-    last_status = None
-    first = True
-    quiet = 0.0
-    while True:
-        status = _live(gateway)
-        if status != last_status:
-            yield _sse("status", status)
-            last_status = status
-            quiet = 0.0
-        new, everything = _traffic(gateway, seen)
-        if new or first:
-            yield _sse("traffic", {"rows": new[-TRAFFIC_ROWS:], "stats": views.traffic_stats(everything)})
-            first = False
-            quiet = 0.0
-        if quiet >= EVENT_KEEPALIVE:
-            yield b": keep-alive\n\n"
-            quiet = 0.0
-        await anyio.sleep(EVENT_POLL)
-        quiet += EVENT_POLL

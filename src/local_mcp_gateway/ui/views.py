@@ -120,8 +120,9 @@ def catalog_digest(catalog: Any) -> str:
     return hashlib.sha256(json.dumps(parts, default=str, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def live_status(status: Mapping[str, Any], catalogs: Mapping[str, Any], oauth: Mapping[str, Iterable[str]]) -> dict[str, Any]:
-    """What the event stream sends: the generation, each profile's catalog digest, each server's field texts."""
+def live_status(status: Mapping[str, Any], digests: Mapping[str, str], oauth: Mapping[str, Iterable[str]]) -> dict[str, Any]:
+    """What the event stream sends: the generation, each profile's catalog digest (`catalog_digest`), each
+    server's field texts."""
     servers: dict[str, Any] = {}
     for slug, profile in (status.get("profiles") or {}).items():
         for row in server_rows(slug, profile.get("servers") or {}, oauth.get(slug, ())):
@@ -130,7 +131,7 @@ def live_status(status: Mapping[str, Any], catalogs: Mapping[str, Any], oauth: M
     return {
         "generation": status.get("generation"),
         "profiles": sorted((status.get("profiles") or {}).keys()),
-        "catalogs": {slug: catalog_digest(catalog) for slug, catalog in sorted(catalogs.items())},
+        "catalogs": dict(sorted(digests.items())),
         "servers": servers,
         "reload_error": _text(error.get("message")) if isinstance(error, Mapping) else "",
     }

@@ -1,0 +1,62 @@
+"""The event stream of a real gateway process, read with a plain HTTP client: what it sends, and that a page
+going away ends its stream on the server (no loop left running per closed tab)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx2
+import pytest
+
+from tests.conftest import ConfigRepo, mcp_client
+from tests.ui.conftest import ui_env
+
+pytestmark = pytest.mark.anyio
+
+DEADLINE = 60.0
+
+
+async def read_events(lines: Any, wanted: int) -> list[tuple[str, Any]]:
+    """The next `wanted` events from the stream's line iterator."""
+    events: list[tuple[str, Any]] = []
+    name = None
+    async for line in lines:
+        if line.startswith("event: "):
+            name = line[len("event: "):]
+        elif line.startswith("data: ") and name:
+            events.append((name, json.loads(line[len("data: "):])))
+            if len(events) >= wanted:
+                break
+    return events
+
+
+async def test_status_and_traffic_arrive_and_a_closed_page_ends_its_stream(
+    config_repo: ConfigRepo, gateway_factory: Any
+) -> None:
+    config_repo.write_gateway(logging={"level": "debug", "traffic": {"enabled": True}})
+    config_repo.write_profile("team", {"hostile": {"module": "dashboard_upstream:hostile"}})
+    gateway = gateway_factory(config_repo.path, env=ui_env())
+    async with httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=60)) as http:
+        async with http.stream("GET", f"{gateway.base_url}/ui/events") as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            lines = response.aiter_lines()
+            first = await read_events(lines, 2)
+            assert [name for name, _ in first] == ["status", "traffic"]
+            status = first[0][1]
+            assert status["generation"] == 1 and status["servers"]["team/hostile"]["state"] == "ready"
+            async with mcp_client(gateway.url("team")) as client:
+                await client.call_tool("hostile__inject", {"text": "x"})
+            [(_, data)] = await read_events(lines, 1)
+            while not any(row["name"] == "hostile__inject" for row in data.get("rows", [])):
+                [(_, data)] = await read_events(lines, 1)
+            row = next(row for row in data["rows"] if row["name"] == "hostile__inject")
+            assert row["server"] == "hostile" and row["outcome"] == "ok"
+            assert [s["tool"] for s in data["stats"]] == ["hostile__inject"]
+    deadline = time.monotonic() + DEADLINE
+    while "dashboard event stream closed" not in gateway.log():
+        assert time.monotonic() < deadline, "the server kept the stream of a closed page running"
+        time.sleep(0.1)
+    assert gateway.log().count("dashboard event stream opened") == 1
