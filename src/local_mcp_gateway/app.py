@@ -91,6 +91,10 @@ class GatewayASGI:
                 await self._mcp(path, scope, receive, send)
                 return
             if path == UI_PREFIX or path.startswith(UI_PREFIX + b"/"):
+                info = self.gateway.generation_info
+                if info is not None and not info.snapshot.gateway.ui.enabled:
+                    await _plain(send, 404, {"error": "not_found", "message": "the dashboard is off (ui.enabled)"})
+                    return
                 await self._dashboard()(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -151,6 +151,7 @@ async def test_without_admin_keys_other_addresses_are_refused_and_loopback_can_b
 
 
 async def test_the_dashboard_is_not_loaded_until_asked_for(repo: ConfigRepo) -> None:
+    """Not at startup; and with `ui.enabled: false`, not even when /ui/ is asked for."""
     import subprocess
     import sys
 
@@ -160,8 +161,19 @@ async def test_the_dashboard_is_not_loaded_until_asked_for(repo: ConfigRepo) -> 
         "from local_mcp_gateway.app import GatewayASGI, create_app\n"
         "from local_mcp_gateway.settings import EnvSettings\n"
         f"g = Gateway(__import__('pathlib').Path({str(repo.path)!r}), EnvSettings(), watch=False); g.load_first()\n"
-        "GatewayASGI(g, create_app(g))\n"
+        "import asyncio, httpx2\n"
+        "app = GatewayASGI(g, create_app(g))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('local_mcp_gateway.ui')))\n"
+        "async def ask():\n"
+        "    transport = httpx2.ASGITransport(app=app)\n"
+        "    async with httpx2.AsyncClient(transport=transport, base_url='http://127.0.0.1:8080') as http:\n"
+        "        print((await http.get('/ui/')).status_code)\n"
+        "asyncio.run(ask())\n"
         "print(sorted(m for m in sys.modules if m.startswith('local_mcp_gateway.ui')))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
-    assert out.stdout.strip() == "[]", out.stdout
+    before, status, after = out.stdout.split("\n")[:3]
+    assert before == "[]" and status == "200" and "'local_mcp_gateway.ui.routes'" in after, out.stdout
+    repo.write_gateway(ui={"enabled": False})
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split("\n")[:3] == ["[]", "404", "[]"], out.stdout

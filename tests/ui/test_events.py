@@ -60,3 +60,29 @@ async def test_status_and_traffic_arrive_and_a_closed_page_ends_its_stream(
         assert time.monotonic() < deadline, "the server kept the stream of a closed page running"
         time.sleep(0.1)
     assert gateway.log().count("dashboard event stream opened") == 1
+
+
+async def test_an_open_page_does_not_hold_up_a_shutdown(config_repo: ConfigRepo, gateway_factory: Any) -> None:
+    config_repo.write_gateway(logging={"level": "debug"})
+    config_repo.write_profile("team", {"clock": {"module": "local_mcp_gateway.examples.clock:server"}})
+    gateway = gateway_factory(config_repo.path, env=ui_env())
+    async with httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=60)) as http:
+        async with http.stream("GET", f"{gateway.base_url}/ui/events") as response:
+            lines = response.aiter_lines()
+            await read_events(lines, 1)
+            gateway.process.terminate()
+            async for _ in lines:  # the server ends the stream itself, without waiting for Hypercorn's grace period
+                pass
+    assert gateway.process.wait(30) == 0
+    assert "dashboard event stream ended: the gateway is stopping" in gateway.log()
+
+
+async def test_a_foreign_host_is_refused_by_the_serving_gateway(config_repo: ConfigRepo, gateway_factory: Any) -> None:
+    config_repo.write_profile("team", {"clock": {"module": "local_mcp_gateway.examples.clock:server"}})
+    gateway = gateway_factory(config_repo.path, env=ui_env())
+    async with httpx2.AsyncClient(timeout=30) as http:
+        for path in ("/ui/", "/ui/events", "/ui/profiles/team/export.json"):
+            response = await http.get(f"{gateway.base_url}{path}", headers={"Host": "rebind.attacker.example:80"})
+            assert response.status_code == 421, path
+            assert "clock" not in response.text
+        assert (await http.get(f"{gateway.base_url}/ui/profiles/team/export.json")).status_code == 200

@@ -88,14 +88,16 @@ def _event(name: str, data: Any) -> bytes:
 
 
 async def event_stream(view: LiveView) -> AsyncIterator[bytes]:
-    """The stream of one open page, until the page goes away (the server then cancels it)."""
+    """The stream of one open page, until the page goes away (the server then cancels it) or the gateway stops
+    serving (so an open page does not hold up a shutdown; the page reconnects to the next process)."""
     logger.debug("dashboard event stream opened")
     try:
         yield b"retry: 2000\n\n"
         last_status = None
         first = True
         quiet = 0.0
-        while True:
+        stopping = getattr(view.gateway, "stopping", None)
+        while stopping is None or not stopping.is_set():
             status = view.status()
             if status != last_status:
                 yield _event("status", status)
@@ -112,5 +114,6 @@ async def event_stream(view: LiveView) -> AsyncIterator[bytes]:
                 quiet = 0.0
             await anyio.sleep(EVENT_POLL)
             quiet += EVENT_POLL
+        logger.debug("dashboard event stream ended: the gateway is stopping")
     finally:
         logger.debug("dashboard event stream closed")
