@@ -108,6 +108,8 @@ async def test_other_addresses_need_an_admin_key_or_a_sign_in(repo: ConfigRepo) 
         assert to_sign_in.status_code == 303 and to_sign_in.headers["location"] == "/ui/sign-in"
         form = await http.get("/ui/sign-in", headers=html())
         assert form.status_code == 200 and 'type="password"' in form.text
+        assert "generation" not in form.text  # nothing about the gateway before signing in
+        assert (await http.get("/ui/static/ui.js")).status_code == 200  # the form's own script and style
         assert (await http.get("/ui/api/status", headers={"Authorization": "Bearer wrong"})).status_code == 401
         bearer = await http.get("/ui/api/status", headers={"Authorization": f"Bearer {admin_key}"})
         assert bearer.status_code == 200

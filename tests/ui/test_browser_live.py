@@ -1,9 +1,11 @@
 """The dashboard follows the gateway while it is open: a reload brings the new generation onto the page, a
 broken reload shows its file and line, and Connect completes an OAuth login against a real authorization
-server (tests/oauth/servers.py), after which the server shows ready with its tools."""
+server (tests/oauth/servers.py), after which the server shows ready with its tools. Signing in with an admin
+key works in a real browser and leaves only a session cookie behind."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +16,7 @@ from tests.conftest import ConfigRepo, free_port
 from tests.oauth.conftest import issued_values
 from tests.oauth.servers import AuthServer, ProtectedMcpServer, ThreadedServer
 from tests.ui.browser import Browser
-from tests.ui.conftest import DOCS, save_screenshots, ui_env
+from tests.ui.conftest import DOCS, save_screenshots, secret_value, ui_env, write_secret
 from tests.ui.test_browser_dashboard import all_text_seen
 
 pytestmark = pytest.mark.anyio
@@ -102,3 +104,31 @@ async def test_connect_completes_an_oauth_login(
     seen = await all_text_seen(tab)
     for token in [*tokens, identity.reveal()]:
         assert token not in seen
+
+
+async def test_signing_in_with_an_admin_key_keeps_the_key_out_of_everything_after(
+    config_repo: ConfigRepo, gateway_factory: Any, browser: Browser
+) -> None:
+    identity = Identity.generate()
+    admin_key = secret_value("uiadmin")
+    write_secret(config_repo, identity, "ui_admin", admin_key)
+    config_repo.write_gateway(secrets={"recipients": [identity.recipient]},
+                              ui={"loopback": False, "admin_keys": ["${secret:ui_admin}"]})
+    config_repo.write_profile("team", {"clock": {"module": "local_mcp_gateway.examples.clock:server"}})
+    gateway = gateway_factory(config_repo.path, env=ui_env(identity))
+    tab = await browser.new_tab()
+    await tab.navigate(f"{gateway.base_url}/ui/")
+    assert await tab.evaluate("location.pathname") == "/ui/sign-in"
+    assert "team" not in await tab.text()
+    await tab.evaluate(f"document.querySelector('input[name=key]').value = {admin_key!r}")
+    await tab.click("form.sign-in button")
+    await tab.wait_for("location.pathname === '/ui/' && document.getElementById('live').textContent === 'live'")
+    assert "team" in await tab.text()
+    assert await tab.evaluate("document.cookie") == ""  # HttpOnly: scripts cannot read the session
+    sign_in = [r for r in tab.recorded.requests if r["method"] == "POST" and r["url"].endswith("/ui/sign-in")]
+    assert len(sign_in) == 1  # the one request that carries the key, typed by the person
+    others = [r for r in tab.recorded.requests if r is not sign_in[0]]
+    assert others and all(admin_key not in r["url"] + json.dumps(r["headers"]) + r["postData"] for r in others)
+    assert admin_key not in await tab.html()
+    assert all(admin_key not in json.dumps(r["headers"]) for r in tab.recorded.responses.values())
+    assert tab.recorded.console_errors == []

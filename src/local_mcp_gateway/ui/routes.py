@@ -49,6 +49,8 @@ def create_ui_app(gateway: Any, started_at: float | None = None) -> Quart:
         decision = access.check(request)
         if decision.allowed:
             return None
+        if decision.status == 401 and request.path.startswith("/ui/static/"):
+            return None  # the script, stylesheet and icon hold no data; the sign-in page needs them
         if decision.status == 401 and request.method == "GET" and request.path != "/ui/sign-in":
             if _wants_html():
                 return redirect("/ui/sign-in", 303)
@@ -61,7 +63,9 @@ def create_ui_app(gateway: Any, started_at: float | None = None) -> Quart:
         response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        # same-origin, not no-referrer: under no-referrer a browser sends `Origin: null` with form posts, and the
+        # sign-in form's Origin check would refuse them. Other sites still get no Referer.
+        response.headers["Referrer-Policy"] = "same-origin"
         response.headers["Cache-Control"] = "no-store"
         response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
         response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
