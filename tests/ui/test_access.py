@@ -94,6 +94,14 @@ async def test_the_connect_action_needs_post_json_and_the_pages_own_origin(repo:
         assert form.status_code == 415  # a cross-site HTML form cannot send application/json
         own = await http.post("/ui/oauth/connect", json=body, headers={"Origin": ORIGIN})
         assert own.status_code == 404 and "oauth" in own.json()["message"]  # reached the action: no oauth here
+        proxied = await http.post("/ui/oauth/connect", json=body, headers={"Origin": "https://gw.example.com"})
+        assert proxied.status_code == 403
+
+    # Behind a TLS-terminating proxy the browser's origin is public_url's.
+    repo.write_gateway(public_url="https://gw.example.com")
+    async with client(loaded_gateway(repo)) as http:
+        proxied = await http.post("/ui/oauth/connect", json=body, headers={"Origin": "https://gw.example.com"})
+        assert proxied.status_code == 404
 
 
 async def test_other_addresses_need_an_admin_key_or_a_sign_in(repo: ConfigRepo) -> None:

@@ -2,8 +2,8 @@
 
 =====  ============================================================  ==========================================
  1     Host in `security.allowed_hosts` (DNS rebinding), as /mcp     421
- 2     Origin (when sent) is the page's own; a POST must send it     403
-       and carry no cross-site `Sec-Fetch-Site`
+ 2     Origin (when sent) is the page's own (or `public_url`'s);     403
+       a POST must send it and carry no cross-site `Sec-Fetch-Site`
  3     the caller: loopback (`ui.loopback`), an admin key            401 (sign-in offered) when admin keys are
        (`ui.admin_keys`, as `Authorization: Bearer`), or a sign-in   configured, else 403
        session cookie
@@ -133,7 +133,7 @@ class UIAccess:
         if len(hosts) != 1 or not HostAllowList(gateway.security.allowed_hosts).allows(hosts[0]):
             return Decision(421, "host_not_allowed",
                             "this Host is not in security.allowed_hosts; connect by an allowed name or add it there")
-        refusal = self._check_origin(request)
+        refusal = self._check_origin(request, gateway.public_url)
         if refusal is not None:
             return refusal
         keys = self.keys()
@@ -146,11 +146,16 @@ class UIAccess:
         return Decision(403, "forbidden",
                         "the dashboard is served to loopback clients only; add ui.admin_keys to open it to others")
 
-    def _check_origin(self, request: Any) -> Decision | None:
-        own = f"{request.scheme}://{request.headers.get('Host', '')}".lower()
+    def _check_origin(self, request: Any, public_url: str | None) -> Decision | None:
+        """The page's own origins: this request's scheme and Host, and `public_url`'s (a proxy in front may
+        terminate TLS, so the browser's https origin reaches the gateway as plain http)."""
+        own = {f"{request.scheme}://{request.headers.get('Host', '')}".lower()}
+        if public_url:
+            scheme, _, rest = public_url.partition("://")
+            own.add(f"{scheme}://{rest.split('/', 1)[0]}".lower())
         origins = request.headers.getlist("Origin")
         site = request.headers.get("Sec-Fetch-Site", "")
-        if len(origins) > 1 or (origins and origins[0].lower() != own):
+        if len(origins) > 1 or (origins and origins[0].lower() not in own):
             return Decision(403, "origin_not_allowed", "requests to the dashboard must come from its own pages")
         if request.method not in ("GET", "HEAD"):
             if not origins or site not in ("", "same-origin"):
