@@ -19,7 +19,7 @@ from tests.ui.browser import Browser, Tab
 from tests.ui.conftest import DOCS, save_screenshots, secret_value, team_profile, ui_env, write_secret
 from tests.ui.dashboard_upstream import HOSTILE_DESCRIPTION
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300)]
 
 
 async def all_text_seen(tab: Tab) -> str:

@@ -19,7 +19,7 @@ from tests.ui.browser import Browser
 from tests.ui.conftest import DOCS, save_screenshots, secret_value, ui_env, write_secret
 from tests.ui.test_browser_dashboard import all_text_seen
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300)]
 
 
 async def test_an_open_page_follows_reloads_and_shows_a_failed_one(
@@ -92,6 +92,8 @@ async def test_connect_completes_an_oauth_login(
     assert await tab.evaluate(f"document.querySelector('{row} [data-field=state]').textContent") == "ready"
     assert await tab.evaluate(f"document.querySelector('{row} button.connect').hidden")
     assert tab.recorded.popups, "the login opened in a window of its own"
+    if save_screenshots():
+        await tab.screenshot(DOCS / "ui-connected.png", height=520)
     assert gateway.status()["profiles"]["work"]["servers"]["linear"]["state"] == "ready"
 
     connect = [r for r in tab.recorded.requests if r["url"].endswith("/ui/oauth/connect")]

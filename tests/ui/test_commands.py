@@ -17,6 +17,8 @@ from tests.conftest import ConfigRepo, fixture_server
 from tests.ui.conftest import UI_TESTS, secret_value, write_secret
 from tests.ui.dashboard_upstream import HOSTILE_DESCRIPTION
 
+pytestmark = pytest.mark.timeout(300)
+
 URL = "http://127.0.0.1:9191/mcp/team"
 
 

@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import ConfigRepo, mcp_client
 from tests.ui.conftest import ui_env
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300)]
 
 DEADLINE = 60.0
 
