@@ -187,3 +187,24 @@ async def test_the_dashboard_is_not_loaded_until_asked_for(repo: ConfigRepo) -> 
     repo.write_gateway(ui={"enabled": False})
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.split("\n")[:3] == ["[]", "404", "[]"], out.stdout
+
+
+async def test_admin_keys_cannot_be_guessed_at_speed(repo: ConfigRepo) -> None:
+    identity = Identity.generate()
+    admin_key = secret_value("admin")
+    write_secret(repo, identity, "ui_admin", admin_key)
+    repo.write_gateway(secrets={"recipients": [identity.recipient]}, ui={"admin_keys": ["${secret:ui_admin}"]})
+    gateway = loaded_gateway(repo, identity)
+    async with client(gateway, REMOTE) as http:
+        codes = []
+        for attempt in range(100):  # 10 a minute: the limit shows long before 100, however slow the machine
+            wrong = await http.post("/ui/sign-in", data={"key": f"guess-{attempt}"}, headers={"Origin": ORIGIN})
+            codes.append(wrong.status_code)
+            if wrong.status_code == 429:
+                assert int(wrong.headers["retry-after"]) >= 1
+                break
+        assert codes[:10] == [401] * 10 and codes[-1] == 429
+        limited = await http.get("/ui/api/status", headers={"Authorization": f"Bearer {admin_key}"})
+        assert limited.status_code == 429  # the right key waits too, until the minute has passed
+    async with client(gateway, ("192.0.2.11", 50000)) as http:  # another address is not affected
+        assert (await http.get("/ui/api/status", headers={"Authorization": f"Bearer {admin_key}"})).status_code == 200

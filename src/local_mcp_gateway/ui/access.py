@@ -4,6 +4,7 @@
  1     Host in `security.allowed_hosts` (DNS rebinding), as /mcp     421
  2     Origin (when sent) is the page's own (or `public_url`'s);     403
        a POST must send it and carry no cross-site `Sec-Fetch-Site`
+ 2b    an address that presented too many wrong keys this minute     429 + `Retry-After` (for any key it presents)
  3     the caller: loopback (`ui.loopback`), an admin key            401 (sign-in offered) when admin keys are
        (`ui.admin_keys`, as `Authorization: Bearer`), or a sign-in   configured, else 403
        session cookie
@@ -39,6 +40,11 @@ SESSION_LIFETIME = 12 * 3600.0
 """Seconds a sign-in lasts; then the admin key is asked for again."""
 MAX_SESSIONS = 1000
 """Sign-in sessions kept; the oldest is dropped first, so memory stays bounded whoever signs in."""
+FAILED_KEYS_PER_MINUTE = 10
+"""Wrong keys (sign-in or `Authorization`) an address may present a minute; then every key it presents, right or
+wrong, is refused with 429 until the minute has passed, so a guess that happens to be right tells nothing."""
+MAX_TRACKED_ADDRESSES = 10_000
+"""Addresses whose wrong keys are remembered; the least recent is forgotten first."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,7 @@ class Decision:
     error: str = ""
     message: str = ""
     who: str = ""
+    retry_after: int | None = None
 
     @property
     def allowed(self) -> bool:
@@ -95,6 +102,7 @@ class UIAccess:
         self.clock = clock
         self._keys: Keys | None = None
         self._sessions: OrderedDict[bytes, tuple[float, bytes]] = OrderedDict()
+        self._failures: OrderedDict[str, list[float]] = OrderedDict()
         self.authorizers: list[Authorizer] = [self._loopback, self._bearer, self._session]
         """Asked in order; an inbound-identity authorizer (OAuth scope) is appended here when one exists."""
 
@@ -137,10 +145,19 @@ class UIAccess:
         if refusal is not None:
             return refusal
         keys = self.keys()
+        presents_key = bool(request.headers.get("Authorization")) or (
+            request.method == "POST" and request.path == "/ui/sign-in"
+        )
+        address = request.remote_addr or "local"
+        if presents_key and (wait := self.locked_out(address)) is not None:
+            return Decision(429, "rate_limited", f"too many wrong keys from this address; retry after {wait} s",
+                            retry_after=wait)
         for authorizer in self.authorizers:
             who = authorizer(request, keys)
             if who:
                 return Decision(200, who=who)
+        if request.headers.get("Authorization"):
+            self.failed(address)
         if keys.digests:
             return Decision(401, "unauthorized", "sign in with an admin key (ui.admin_keys)")
         return Decision(403, "forbidden",
@@ -189,10 +206,11 @@ class UIAccess:
 
     # -- sign-in sessions ----------------------------------------------------------------------------------
 
-    def sign_in(self, presented: str) -> str | None:
-        """A new session token for a valid admin key, else None."""
+    def sign_in(self, presented: str, address: str | None = None) -> str | None:
+        """A new session token for a valid admin key, else None (and the wrong key is counted for `address`)."""
         key_digest = self.keys().match(presented)
         if key_digest is None:
+            self.failed(address or "local")
             return None
         token = secrets.token_urlsafe(32)
         self._sessions[_digest(token)] = (self.clock() + SESSION_LIFETIME, key_digest)
@@ -203,6 +221,31 @@ class UIAccess:
     def sign_out(self, token: str | None) -> None:
         if token:
             self._sessions.pop(_digest(token), None)
+
+    # -- wrong keys --------------------------------------------------------------------------------------------
+
+    def _recent(self, address: str) -> list[float]:
+        horizon = self.clock() - 60.0
+        times = [t for t in self._failures.get(address, ()) if t > horizon]
+        if times:
+            self._failures[address] = times
+            self._failures.move_to_end(address)
+        else:
+            self._failures.pop(address, None)
+        return times
+
+    def failed(self, address: str) -> None:
+        self._failures[address] = [*self._recent(address), self.clock()]
+        self._failures.move_to_end(address)
+        while len(self._failures) > MAX_TRACKED_ADDRESSES:
+            self._failures.popitem(last=False)
+
+    def locked_out(self, address: str) -> int | None:
+        """Whole seconds until `address` may present a key again, or None when it may now."""
+        times = self._recent(address)
+        if len(times) < FAILED_KEYS_PER_MINUTE:
+            return None
+        return max(1, int(times[-FAILED_KEYS_PER_MINUTE] + 60.0 - self.clock()) + 1)
 
     def key_count(self) -> int:
         return len(self.keys().digests)

@@ -49,6 +49,10 @@ def create_ui_app(gateway: Any, started_at: float | None = None) -> Quart:
         decision = access.check(request)
         if decision.allowed:
             return None
+        if decision.status == 429:
+            response = _error(429, decision.error, decision.message)
+            response.headers["Retry-After"] = str(decision.retry_after)
+            return response
         if decision.status == 401 and request.path.startswith("/ui/static/"):
             return None  # the script, stylesheet and icon hold no data; the sign-in page needs them
         if decision.status == 401 and request.method == "GET" and request.path != "/ui/sign-in":
@@ -194,7 +198,7 @@ def create_ui_app(gateway: Any, started_at: float | None = None) -> Quart:
     @app.post("/ui/sign-in")
     async def sign_in() -> Any:
         form = await request.form
-        token = access.sign_in(form.get("key", ""))
+        token = access.sign_in(form.get("key", ""), request.remote_addr)
         if token is None:
             body = await render_template("sign_in.html", failed=True, page_kind="sign-in", **_page_common(gateway))
             return Response(body, status=401, mimetype="text/html")
