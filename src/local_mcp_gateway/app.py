@@ -2,8 +2,9 @@
 
 `/mcp/<slug>` (and `/mcp` for the default profile) go straight to that profile's Streamable HTTP session
 manager, which is plain ASGI; `/ui...` goes to the dashboard (`ui.routes`, imported on the first request there,
-so a gateway nobody looks at never loads it); everything else (`/healthz`, `/readyz`, `/status`, `/oauth/callback`) is served by
-Quart. The slug is taken from the raw path, so encoded slashes or dots never select another profile.
+so a gateway nobody looks at never loads it); everything else (`/healthz`, `/readyz`, `/status`,
+`/oauth/callback`) is served by Quart. The slug is taken from the raw path, so encoded slashes or dots never
+select another profile.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from local_mcp_gateway.gateway import build_generation, profile_options
 from local_mcp_gateway.profile import Profile
 from local_mcp_gateway.settings import EnvSettings
 
-__all__ = ["connected_profile", "list_profile_tools"]
+__all__ = ["connected_profile", "list_profile_tools", "unavailable_servers"]
 
 CONNECT_WAIT = 60.0
 """Longest wait for the profile's servers to come up."""

@@ -137,3 +137,18 @@ def test_export_names_a_server_it_could_not_reach(config_repo: ConfigRepo, capsy
     code, out, err = run(capsys, "export", "team", "--format", "json", "-c", str(config_repo.path))
     assert code == 0 and [t["server"] for t in json.loads(out)["tools"]] == ["clock"] * 3
     assert "server broken" in err and "/nonexistent/mcp-export-test" in err
+
+
+def test_the_command_line_offers_every_client_and_format_without_loading_the_dashboard() -> None:
+    import subprocess
+    import sys
+
+    from local_mcp_gateway.commands import ui_cmds
+    from local_mcp_gateway.ui.clients import CLIENTS
+    from local_mcp_gateway.ui.export import FORMATS
+
+    assert ui_cmds.CLIENT_NAMES == CLIENTS and ui_cmds.EXPORT_FORMATS == FORMATS
+    code = ("import sys; from local_mcp_gateway.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in sys.modules if m.startswith('local_mcp_gateway.ui')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "[]"

@@ -13,8 +13,11 @@ from local_mcp_gateway.settings import EnvSettings
 
 __all__ = ["profile_base_url", "register"]
 
+# The same names as `ui.clients.CLIENTS` and `ui.export.FORMATS` (a test holds them equal), written out here so
+# that building the command line, which every `run` does, does not load the dashboard's modules.
 CLIENT_NAMES = ("claude-desktop", "claude-code", "cursor", "vscode", "inspector", "mcp-remote")
 EXPORT_FORMATS = ("markdown", "xml", "toon", "json")
+
 _CONFIG_HELP = "gateway.yaml (default: $MCP_GATEWAY_CONFIG, else ./gateway.yaml)"
 
 
