@@ -64,6 +64,7 @@ async def test_every_answer_carries_the_policy_and_loopback_is_open_by_default(r
             assert response.headers["x-content-type-options"] == "nosniff"
         page = await http.get("/ui/", headers=html())
         assert page.status_code == 200 and "config digest" in page.text
+        assert "The traffic log is off" in page.text
         assert "<script>" not in page.text and " on" + "click=" not in page.text  # no inline script at all
         assert page.text.count("<script") == 1 and 'src="/ui/static/ui.js"' in page.text
 

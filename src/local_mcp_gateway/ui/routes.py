@@ -98,6 +98,7 @@ def create_ui_app(gateway: Any, started_at: float | None = None) -> Quart:
             "overview.html",
             facts=views.gateway_facts(status, started, time.time()),
             profiles=profiles,
+            traffic_on=any(p.traffic is not None for p in gateway.profiles.values()),
             page_kind="overview",
             **_page_common(gateway),
         )
