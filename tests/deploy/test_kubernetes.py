@@ -50,10 +50,14 @@ def overlay() -> list[dict[str, Any]]:
     return render(OVERLAY)
 
 
-def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    found = [doc for doc in docs if doc["kind"] == kind]
-    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [doc for doc in docs if doc["kind"] == kind and (name is None or doc["metadata"]["name"] == name)]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
     return found[0]
+
+
+def gateway_deployment(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return one(docs, "Deployment", "local-mcp-gateway")
 
 
 def validate(doc: dict[str, Any]) -> None:
@@ -72,7 +76,7 @@ def test_every_manifest_is_valid_for_kubernetes(which: str, request) -> None:
 
 
 def test_the_validator_rejects_a_misspelt_field(base) -> None:
-    deployment = copy.deepcopy(one(base, "Deployment"))
+    deployment = copy.deepcopy(gateway_deployment(base))
     deployment["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {"httpGet": {"path": "/readyz"}}
     with pytest.raises(kubernetes_validate.ValidationError):
         validate(deployment)
@@ -93,8 +97,9 @@ def mount_of(container: dict[str, Any], volume: str) -> dict[str, Any]:
     return found[0]
 
 
-def test_every_container_is_restricted_and_bounded(base) -> None:
-    deployment = one(base, "Deployment")
+@pytest.mark.parametrize("name", ["local-mcp-gateway", "local-mcp-gateway-lb"])
+def test_every_container_is_restricted_and_bounded(base, name: str) -> None:
+    deployment = one(base, "Deployment", name)
     pod = deployment["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
     assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
@@ -110,7 +115,7 @@ def test_every_container_is_restricted_and_bounded(base) -> None:
 
 
 def test_the_gateway_is_probed_and_follows_the_git_sync_link(base) -> None:
-    deployment = one(base, "Deployment")
+    deployment = gateway_deployment(base)
     found = containers(deployment)
     gateway, sidecar, first = found["gateway"], found["git-sync"], found["git-sync-init"]
     assert gateway["livenessProbe"]["httpGet"]["path"] == "/healthz"
@@ -130,13 +135,13 @@ def test_the_gateway_is_probed_and_follows_the_git_sync_link(base) -> None:
     assert Path(env["MCP_GATEWAY_CONFIG"]).parent == link
     gateway_mount = mount_of(gateway, "config")
     assert gateway_mount["mountPath"] == env_of(sidecar)["GITSYNC_ROOT"] and gateway_mount["readOnly"] is True
-    settings = one(base, "ConfigMap")
+    settings = [doc for doc in base if doc["kind"] == "ConfigMap" and "GITSYNC_REPO" in doc.get("data", {})][0]
     assert {"GITSYNC_REPO", "GITSYNC_REF", "GITSYNC_PERIOD"} <= set(settings["data"])
     assert all(s["envFrom"][0]["configMapRef"]["name"] == settings["metadata"]["name"] for s in (sidecar, first))
 
 
 def test_the_key_is_a_mounted_secret_file_and_state_is_shared(base) -> None:
-    deployment = one(base, "Deployment")
+    deployment = gateway_deployment(base)
     gateway = containers(deployment)["gateway"]
     env = env_of(gateway)
     volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
@@ -159,31 +164,70 @@ def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
-def test_service_budget_and_policy_select_the_gateway_pods(base) -> None:
-    deployment = one(base, "Deployment")
+def test_services_budget_and_policies_select_the_right_pods(base) -> None:
+    deployment, balancer = gateway_deployment(base), one(base, "Deployment", "local-mcp-gateway-lb")
     labels = deployment["spec"]["template"]["metadata"]["labels"]
-    service, budget, policy = one(base, "Service"), one(base, "PodDisruptionBudget"), one(base, "NetworkPolicy")
-    assert selects(service["spec"]["selector"], labels)
-    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    lb_labels = balancer["spec"]["template"]["metadata"]["labels"]
+    front, replicas = one(base, "Service", "local-mcp-gateway"), one(base, "Service", "local-mcp-gateway-replicas")
+    assert selects(front["spec"]["selector"], lb_labels) and not selects(front["spec"]["selector"], labels)
+    assert selects(replicas["spec"]["selector"], labels) and replicas["spec"]["clusterIP"] == "None"
+    assert front["spec"]["ports"][0]["targetPort"] == "http"
+    budget = one(base, "PodDisruptionBudget")
     assert selects(budget["spec"]["selector"]["matchLabels"], labels)
     assert budget["spec"].get("maxUnavailable") == 1 or budget["spec"].get("minAvailable")
+    policy, lb_policy = one(base, "NetworkPolicy", "local-mcp-gateway"), one(base, "NetworkPolicy", "local-mcp-gateway-lb")
     assert selects(policy["spec"]["podSelector"]["matchLabels"], labels)
-    assert sorted(policy["spec"]["policyTypes"]) == ["Egress", "Ingress"]
-    assert [p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]] == [8080]
-    egress_ports = sorted(p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"])
-    assert egress_ports == [53, 53, 443]
+    assert selects(lb_policy["spec"]["podSelector"]["matchLabels"], lb_labels)
+    for each in (policy, lb_policy):
+        assert sorted(each["spec"]["policyTypes"]) == ["Egress", "Ingress"]
+        assert [p["port"] for rule in each["spec"]["ingress"] for p in rule["ports"]] == [8080]
+    # The replicas take connections from the load balancer only; it reaches them and DNS only.
+    assert [selects(f["podSelector"]["matchLabels"], lb_labels) for f in policy["spec"]["ingress"][0]["from"]] == [True]
+    assert sorted(p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]) == [53, 53, 443]
+    assert sorted(p["port"] for rule in lb_policy["spec"]["egress"] for p in rule["ports"]) == [53, 53, 8080]
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
 
 
+def balancing(text: str) -> list[str]:
+    """The `backend gateways` directives that decide where a request goes (server lines and checks aside)."""
+    backend = text.split("backend gateways", 1)[1]
+    wanted = ("balance", "hash-type", "stick", "option redispatch", "retry-on")
+    lines = [line.split("#")[0].strip() for line in backend.splitlines()]
+    lines += [line.split("#")[0].strip() for line in text.split("backend gateways", 1)[0].splitlines()]
+    return sorted(line for line in lines if line.startswith(wanted))
+
+
+def test_the_load_balancer_config_is_the_tested_example_with_discovery(base, tmp_path: Path) -> None:
+    """The cluster's HAProxy balances exactly like deploy/haproxy/haproxy.cfg, which tests/replicas runs."""
+    from tests.replicas.cluster import HAPROXY_EXAMPLE, haproxy_binary
+
+    config = one(base, "ConfigMap", next(d["metadata"]["name"] for d in base if d["kind"] == "ConfigMap"
+                                         and "haproxy.cfg" in d.get("data", {})))["data"]["haproxy.cfg"]
+    assert balancing(config) == balancing(HAPROXY_EXAMPLE.read_text())
+    assert "stick store-response res.hdr(Mcp-Session-Id)" in config
+    balancer = one(base, "Deployment", "local-mcp-gateway-lb")
+    assert balancer["spec"]["replicas"] == 1  # the session table lives in one process
+    replicas = one(base, "Service", "local-mcp-gateway-replicas")["metadata"]["name"]
+    assert f"{replicas}.${{POD_NAMESPACE}}.svc" in config
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(config)
+    env = {**os.environ, "POD_NAMESPACE": "mcp", "CLUSTER_DOMAIN": "cluster.local"}
+    result = subprocess.run([haproxy_binary(), "-c", "-f", str(path)], capture_output=True, text=True, env=env,
+                            timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_the_overlay_runs_three_replicas_with_session_affinity(overlay) -> None:
-    deployment = one(overlay, "Deployment")
+    deployment = gateway_deployment(overlay)
     assert deployment["spec"]["replicas"] == 3
     assert {doc["metadata"].get("namespace") for doc in overlay if doc["kind"] != "Namespace"} == {"mcp"}
     ingress = one(overlay, "Ingress")
-    assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/upstream-hash-by"] == "$http_mcp_session_id"
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"]
+    assert selects(one(overlay, "Service", backend)["spec"]["selector"], {"app.kubernetes.io/component": "lb"})
+    assert "nginx.ingress.kubernetes.io/upstream-hash-by" not in ingress["metadata"]["annotations"]
     claim = one(overlay, "PersistentVolumeClaim")
     assert claim["spec"]["storageClassName"]
-    settings = one(overlay, "ConfigMap")
+    settings = [doc for doc in overlay if doc["kind"] == "ConfigMap" and "GITSYNC_REPO" in doc.get("data", {})][0]
     assert settings["data"]["GITSYNC_REPO"].startswith("https://") and settings["data"]["GITSYNC_DEPTH"] == "1"
     assert one(overlay, "Namespace")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
@@ -191,7 +235,7 @@ def test_the_overlay_runs_three_replicas_with_session_affinity(overlay) -> None:
 def test_the_rendered_environment_runs_a_gateway(base, tmp_path: Path) -> None:
     """The gateway container's environment, with its mount paths moved under a temporary folder, serves: it reads
     the configuration through the git-sync link, the key from the Secret's file, and seals the shared state."""
-    deployment = one(base, "Deployment")
+    deployment = gateway_deployment(base)
     gateway = containers(deployment)["gateway"]
     env = env_of(gateway)
 
