@@ -223,7 +223,8 @@ def test_the_overlay_runs_three_replicas_with_session_affinity(overlay) -> None:
     assert {doc["metadata"].get("namespace") for doc in overlay if doc["kind"] != "Namespace"} == {"mcp"}
     ingress = one(overlay, "Ingress")
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"]
-    assert selects(one(overlay, "Service", backend)["spec"]["selector"], {"app.kubernetes.io/component": "lb"})
+    lb_labels = one(overlay, "Deployment", "local-mcp-gateway-lb")["spec"]["template"]["metadata"]["labels"]
+    assert selects(one(overlay, "Service", backend)["spec"]["selector"], lb_labels)
     assert "nginx.ingress.kubernetes.io/upstream-hash-by" not in ingress["metadata"]["annotations"]
     claim = one(overlay, "PersistentVolumeClaim")
     assert claim["spec"]["storageClassName"]
