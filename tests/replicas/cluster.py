@@ -90,7 +90,7 @@ class Cluster:
             wait_ready(gateway)
 
     def start_lb(self, log_dir: Path) -> None:
-        self.lb_port = free_port()
+        self.lb_port = self.lb_port or free_port()
         config = log_dir / "haproxy.cfg"
         config.write_text(haproxy_config(self.lb_port, [g.base_url.removeprefix("http://") for g in self.gateways]))
         log = (log_dir / "haproxy.log").open("wb")
