@@ -64,3 +64,22 @@ def test_a_state_folder_that_cannot_be_written_is_not_checked(tmp_path: Path, ca
     blocked.write_text("")
     check_key(blocked / "state", Identity.generate(), [])  # the shared volume is away: start, and say so
     assert "not checked" in caplog.text
+
+
+def test_secret_rotate_reseals_the_key_check_for_a_new_key(tmp_path: Path) -> None:
+    """The key roll of docs/deployment.md: add the new recipient, rotate with the old key, start with the new."""
+    import os
+    import sys
+
+    old, new = Identity.generate(), Identity.generate()
+    state = tmp_path / "shared-state"
+    check_key(state, old, [])
+    config = tmp_path / "gateway.yaml"
+    config.write_text(f"version: 1\nsecrets:\n  recipients: [{new.recipient}]\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_GATEWAY_")}
+    env.update(MCP_GATEWAY_AGE_KEY=old.reveal(), MCP_GATEWAY_STATE_DIR=str(state))
+    rotated = subprocess.run([sys.executable, "-m", "local_mcp_gateway", "secret", "rotate", "-c", str(config)],
+                             env=env, capture_output=True, text=True, timeout=60)
+    assert rotated.returncode == 0, rotated.stderr
+    assert "1 state file" in rotated.stdout
+    check_key(state, new, [new.recipient])  # the new key opens it now
