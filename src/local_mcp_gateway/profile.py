@@ -40,7 +40,8 @@ from local_mcp_gateway import __version__
 from local_mcp_gateway.mrtr import answer_rounds, pass_rounds_through, request_state_boundary, run_round
 from local_mcp_gateway.security import TrafficLog
 from local_mcp_gateway.transport import SessionManager
-from local_mcp_gateway.catalog import Catalog, build_catalog, coerce_arguments, page
+from local_mcp_gateway.catalog import Catalog, coerce_arguments, page
+from local_mcp_gateway.gitops.enforce import guarded_catalog
 from local_mcp_gateway.upstream.connection import STOP_GRACE, AuthFactory, Caller, Upstream, UpstreamState
 
 __all__ = ["Profile", "ProfileOptions"]
@@ -78,6 +79,9 @@ class ProfileOptions:
     """Fingerprints of in-process servers' module sources: a changed one restarts the servers using it."""
     traffic: Any = None
     """`logging.traffic` settings: when enabled, a redacted record of each MCP request (see `security.TrafficLog`)."""
+    lock: Any = None
+    """The profile's lock guard (`gitops.enforce.LockGuard`): tools differing from the reviewed lock are flagged,
+    hidden or blocked; None: no lock enforced."""
 
 
 @dataclass(eq=False)
@@ -332,7 +336,7 @@ class Profile:
 
     def _rebuild_catalog(self) -> None:
         entries = [(s, self.upstreams[s.name].listings) for s in self.servers if s.name in self.upstreams]
-        self._catalog = build_catalog(entries)
+        self._catalog = guarded_catalog(entries, self.options.lock)
         self._version += 1
         for clash in self._catalog.clashes:
             logger.warning("profile %s: %s", self.slug, clash)
@@ -346,7 +350,7 @@ class Profile:
                 upstream = self.upstreams.get(server.name) or view.own.get(server.name)
                 if upstream is not None:
                     entries.append((server, upstream.listings))
-            view.catalog = build_catalog(entries)
+            view.catalog = guarded_catalog(entries, self.options.lock)
             view.version = (self._version, view.own_version)
         return view.catalog
 
