@@ -6,6 +6,7 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 import anyio
 
@@ -33,7 +34,9 @@ async def live_surfaces(config_path: Path, slugs: Sequence[str] | None, settings
     if unknown:
         known = ", ".join(snapshot.profiles) or "none"
         raise ConfigError(ConfigIssue(config_path, f"no profile {', '.join(map(repr, unknown))} (profiles: {known})"))
-    identity = require_identity(settings, snapshot)
+    # The key is needed only when the servers of these profiles reference secrets or use OAuth.
+    needed = SimpleNamespace(gateway=None, profiles={s: SimpleNamespace(servers=snapshot.profiles[s].servers) for s in wanted})
+    identity = require_identity(settings, needed)
     store = SecretStore(snapshot.secrets_dir, identity)
     # Per-session servers are listed through one connection of their own, like shared ones: the lock covers them too.
     servers = {
