@@ -28,7 +28,10 @@ def write_definitions(path: Path, tools: list[dict[str, Any]], **kinds: Any) -> 
 
 def defined_server(definitions: Path, *, name: str = "defined", version: str = "1.0.0", watch: bool = False) -> dict[str, Any]:
     args = [str(FIXTURES / "defined_server.py"), "--definitions", str(definitions), "--name", name, "--version", version]
-    return {"command": PYTHON, "args": args + (["--watch"] if watch else [])}
+    server: dict[str, Any] = {"command": PYTHON, "args": args + (["--watch"] if watch else [])}
+    if watch:  # its change notice goes out on the session it listed tools on: the handshake line has one
+        server["protocol"] = "handshake"
+    return server
 
 
 def git(root: Path, *args: str) -> str:
