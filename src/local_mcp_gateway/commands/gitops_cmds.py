@@ -110,11 +110,10 @@ class _as_is:
         return None
 
 
-def _poison_lines(slug: str, before: Any, surface: Any) -> list[str]:
+def _poison_lines(slug: str, before: Any, surface: Any, prefixes: dict[str, str]) -> list[str]:
     from local_mcp_gateway.gitops.poison import definition_warnings, imitation_warnings, new_secret_parameters
 
     lines = []
-    prefixes = {name: name for name in surface.servers}
     imitations = imitation_warnings(surface.tools, prefixes)
     for kind in ("tools", "prompts", "resource_templates"):
         for name, item in surface.kind(kind).items():
@@ -162,7 +161,8 @@ def run_lock(args: argparse.Namespace) -> int:
                         print(f"{issue}")
                     status = EXIT_ERROR
                     continue
-        for line in _poison_lines(slug, previous.surface if previous else None, surface):
+        prefixes = {server.name: server.prefix for server in snapshot.profiles[slug].servers}
+        for line in _poison_lines(slug, previous.surface if previous else None, surface, prefixes):
             print(line, file=sys.stderr)
         if args.check:
             if previous is None:
