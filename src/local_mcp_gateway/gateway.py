@@ -106,7 +106,7 @@ def profile_options(generation: Generation) -> ProfileOptions:
     return ProfileOptions(
         request_state_keys=generation.request_state_keys,
         module_stamps=dict(generation.module_stamps),
-        # Host and Origin are checked by the inbound guard (security.py), which knows the gateway's patterns;
+        # Host and Origin are checked by the inbound guard (security/guard.py), which knows the gateway's patterns;
         # the SDK's own check stays off so the two never disagree. It still checks Content-Type.
         security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         max_request_bytes=security.max_request_bytes,
@@ -125,7 +125,7 @@ class Gateway:
         self.guards: dict[str, InboundGuard] = {}
         self._guard_settings: dict[str, tuple[Any, tuple[str, ...]]] = {}
         self.oauth: Any = None
-        """The OAuth client for upstreams with `oauth` settings (see `oauth.py`); None while no server uses it."""
+        """The OAuth client for upstreams with `oauth` settings (see the `oauth` package); None while no server uses it."""
         self.ready = False
         self.last_reload_error: dict[str, Any] | None = None
         self.watch = watch
@@ -297,7 +297,7 @@ class Gateway:
                 await anyio.sleep(QUIET_PERIOD_MS / 1000)
 
     async def guard(self, profile: Profile, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """Inbound checks in front of a profile's MCP endpoint (see `security.py`), then the endpoint itself."""
+        """Inbound checks in front of a profile's MCP endpoint (see the `security` package), then the endpoint itself."""
         await self.guards[profile.slug](scope, receive, send, profile.handle)
 
     def status(self) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from local_mcp_gateway.secrets import KEY_ENV, Identity, encrypt_to
-from local_mcp_gateway.security import BODY_IDLE_TIMEOUT, HEADER_TIMEOUT, MAX_HEADER_BYTES, MAX_JSON_DEPTH
+from local_mcp_gateway.security.limits import BODY_IDLE_TIMEOUT, HEADER_TIMEOUT, MAX_HEADER_BYTES, MAX_JSON_DEPTH
 from tests.conftest import GatewayProcess, start_gateway
 from tests.security.conftest import (
     UPSTREAM,

@@ -9,34 +9,46 @@ what caused it; list changes and resource updates are reported to the owner thro
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
-from contextvars import ContextVar
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 import anyio
 import mcp.types as types
-from anyio.abc import TaskGroup
 from mcp import ClientSession
 from mcp.client._probe import negotiate_auto
-from mcp.client.subscriptions import listen
-from mcp.shared.subscriptions import ResourceUpdated
-from mcp_types import CLIENT_CAPABILITIES_META_KEY
-from mcp.client.session import ClientRequestContext
-from mcp.server.session import ServerSession
 from mcp.shared.exceptions import MCPError
-from mcp.shared.message import ServerMessageMetadata
 from pydantic import TypeAdapter
 
 from local_mcp_gateway import __version__
-from local_mcp_gateway.errors import AuthError, UpstreamError
+from local_mcp_gateway.errors import UpstreamError
+from local_mcp_gateway.upstream.backchannel import BackChannel
+from local_mcp_gateway.upstream.common import (
+    CALLER_CAPABILITIES,
+    Caller,
+    Listings,
+    UpstreamEvents,
+    UpstreamState,
+    describe,
+    is_auth_wait,
+    stamp_caller_capabilities,
+    watch_end,
+)
+from local_mcp_gateway.upstream.listing import ListingsKeeper
 from local_mcp_gateway.upstream.stdio import StdioProcess
 from local_mcp_gateway.upstream.transports import open_transport
 
-__all__ = ["STOP_GRACE", "Caller", "Listings", "Upstream", "UpstreamEvents", "UpstreamState"]
+__all__ = [
+    "CALLER_CAPABILITIES",
+    "STOP_GRACE",
+    "AuthFactory",
+    "Caller",
+    "Listings",
+    "Upstream",
+    "UpstreamEvents",
+    "UpstreamState",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -59,64 +71,10 @@ STARTUP_GRACE = 10.0
 """Least time a server gets to start and answer initialize (and the first listings), whatever its timeout_seconds:
 a process start (an interpreter, `npx`) can take longer than a request may."""
 
-MAX_LIST_PAGES = 1000
-"""Upper bound on pages followed when listing (a server that paginates forever is cut off)."""
-
-LIST_POLL_INTERVAL = 30.0
-"""Seconds between re-listings of a 2026-07-28 server that offers no change notices."""
-
-LISTEN_RETRY = 1.0
-"""Seconds before a lost `subscriptions/listen` stream towards a 2026-07-28 upstream is opened again."""
-
 STOP_GRACE = 10.0
 """Seconds in-flight calls may take to finish when the server is being removed or restarted."""
 
 GATEWAY_CLIENT_INFO = types.Implementation(name="local-mcp-gateway", version=__version__)
-
-
-class UpstreamState(enum.StrEnum):
-    STARTING = "starting"
-    READY = "ready"
-    FAILED = "failed"
-    NEEDS_AUTH = "needs_auth"
-    DISABLED = "disabled"
-    STOPPED = "stopped"
-
-
-@dataclass(eq=False)
-class Caller:
-    """The downstream request a call to an upstream is made for: where its back-channel traffic goes."""
-
-    session: ServerSession
-    request_id: types.RequestId | None
-
-    @property
-    def metadata(self) -> ServerMessageMetadata | None:
-        return ServerMessageMetadata(related_request_id=self.request_id) if self.request_id is not None else None
-
-    async def ask(self, request: types.ServerRequest, result_type: type[Any]) -> Any:
-        """Put a server-to-client request (sampling, elicitation, roots) to this caller and return its answer."""
-        return await self.session.send_request(request, result_type, metadata=self.metadata)
-
-
-@dataclass
-class Listings:
-    """What one upstream offers, pagination already followed; each list in the server's own order."""
-
-    tools: list[types.Tool] = field(default_factory=list)
-    prompts: list[types.Prompt] = field(default_factory=list)
-    resources: list[types.Resource] = field(default_factory=list)
-    templates: list[types.ResourceTemplate] = field(default_factory=list)
-
-
-class UpstreamEvents(Protocol):
-    """What an upstream reports to the profile that owns it."""
-
-    def listings_changed(self, upstream: Upstream) -> None: ...
-
-    async def resource_updated(self, upstream: Upstream, params: types.ResourceUpdatedNotificationParams) -> None: ...
-
-    async def log_message(self, upstream: Upstream, params: types.LoggingMessageNotificationParams) -> None: ...
 
 
 AuthFactory = Callable[["Upstream"], Any]
@@ -129,7 +87,7 @@ Connector = Callable[["Upstream"], Any]
 """Returns an async context manager yielding (read, write) for the upstream (the default opens its transport)."""
 
 
-class Upstream:
+class Upstream(ListingsKeeper, BackChannel):
     """A supervised connection to one upstream server (see module docstring)."""
 
     def __init__(
@@ -213,10 +171,10 @@ class Upstream:
                 try:
                     await self._connect_and_serve()
                 except Exception as exc:  # one upstream's failure never propagates to the profile
-                    if _is_auth_wait(exc):
+                    if is_auth_wait(exc):
                         await self._wait_for_login(exc)
                         continue
-                    self.error = _describe(exc)
+                    self.error = describe(exc)
                     logger.warning("upstream %s failed: %s", self.label, self.error)
                 finally:
                     self._session = None
@@ -275,7 +233,7 @@ class Upstream:
         """Stay `needs_auth` until a login completes (or `NEEDS_AUTH_RETRY` passes), without counting a crash."""
         if self.state != UpstreamState.NEEDS_AUTH:
             self.state = UpstreamState.NEEDS_AUTH
-        self.error = _describe(exc)
+        self.error = describe(exc)
         self._ready_or_failed.set()
         self._authorized = anyio.Event()
         with anyio.move_on_after(NEEDS_AUTH_RETRY):
@@ -295,7 +253,7 @@ class Upstream:
         )
         async with transport as (read, write), anyio.create_task_group() as tg:
             closed = anyio.Event()
-            session_read = _watch_end(read, closed, tg)
+            session_read = watch_end(read, closed, tg)
             async with ClientSession(
                 session_read,
                 write,
@@ -316,7 +274,7 @@ class Upstream:
                         await negotiate_auto(session)  # server/discover (2026-07-28) where served, else initialize
                     self.modern = session.discover_result is not None
                     if self.modern:
-                        _stamp_caller_capabilities(session)
+                        stamp_caller_capabilities(session)
                     self._capabilities = session.server_capabilities
                     self.server_info = session.server_info
                     listings = await self._list_all(session)
@@ -350,133 +308,6 @@ class Upstream:
             if not self._stop.is_set():
                 raise UpstreamError("the server closed the connection")
 
-    # -- listings --------------------------------------------------------------------------------------------
-
-    async def _list_all(self, session: ClientSession) -> Listings:
-        caps = self._capabilities or types.ServerCapabilities()
-        listings = Listings()
-        if caps.tools is not None:
-            listings.tools = await self._paginate(session.list_tools, "tools")
-        if caps.prompts is not None:
-            listings.prompts = await self._paginate(session.list_prompts, "prompts")
-        if caps.resources is not None:
-            listings.resources = await self._paginate(session.list_resources, "resources")
-            listings.templates = await self._paginate(session.list_resource_templates, "resource_templates")
-        return listings
-
-    async def _paginate(self, method: Callable[..., Awaitable[Any]], attribute: str) -> list[Any]:
-        items: list[Any] = []
-        cursor: str | None = None
-        for _ in range(MAX_LIST_PAGES):
-            params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
-            try:
-                page = await method(params=params)
-            except MCPError as exc:
-                if exc.error.code == types.METHOD_NOT_FOUND:
-                    return items
-                raise
-            items.extend(getattr(page, attribute))
-            cursor = page.next_cursor
-            if not cursor:
-                break
-        return items
-
-    def _set_listings(self, listings: Listings) -> None:
-        changed = listings != self.listings
-        self.listings = listings
-        if changed:
-            self.events.listings_changed(self)
-
-    async def _relist(self) -> None:
-        session = self._session
-        if session is None:
-            return
-        try:
-            listings = await self._list_all(session)
-        except Exception as exc:
-            logger.warning("upstream %s: re-listing after a change notice failed: %s", self.label, _describe(exc))
-            return
-        self._set_listings(listings)
-
-    # -- change notices on 2026-07-28 connections ----------------------------------------------------------
-
-    async def _follow_changes(self, session: ClientSession, tg: TaskGroup) -> None:
-        """Keep a `subscriptions/listen` stream open for list changes and the subscribed resource URIs."""
-        caps = self._capabilities or types.ServerCapabilities()
-        # On 2026-07-28 a server advertises listChanged / subscribe exactly when it serves subscriptions/listen.
-        wanted = {
-            "tools_list_changed": bool(caps.tools and caps.tools.list_changed),
-            "prompts_list_changed": bool(caps.prompts and caps.prompts.list_changed),
-            "resources_list_changed": bool(caps.resources and caps.resources.list_changed),
-        }
-        if not any(wanted.values()) and not (caps.resources and caps.resources.subscribe):
-            await self._poll_listings()
-            return
-        while not self._stop.is_set():
-            changed = self._uris_changed
-            uris = sorted(self._resource_uris)
-            try:
-                async with anyio.create_task_group() as watch:
-
-                    async def reopen_on_change() -> None:
-                        await changed.wait()
-                        watch.cancel_scope.cancel()
-
-                    watch.start_soon(reopen_on_change)
-                    async with listen(session, resource_subscriptions=uris, **wanted) as subscription:
-                        async for event in subscription:
-                            if isinstance(event, ResourceUpdated):
-                                params = types.ResourceUpdatedNotificationParams(uri=event.uri)
-                                await self.events.resource_updated(self, params)
-                            else:
-                                tg.start_soon(self._relist)
-                    watch.cancel_scope.cancel()
-            except MCPError as exc:
-                if exc.error.code == types.METHOD_NOT_FOUND:
-                    await self._poll_listings()
-                    return
-                logger.info("upstream %s: change stream ended: %s", self.label, _describe(exc))
-                tg.start_soon(self._relist)
-                await anyio.sleep(LISTEN_RETRY)
-            except Exception as exc:  # a lost stream is opened again; the listings may have moved meanwhile
-                logger.info("upstream %s: change stream ended: %s", self.label, _describe(exc))
-                tg.start_soon(self._relist)
-                await anyio.sleep(LISTEN_RETRY)
-
-    async def _poll_listings(self) -> None:
-        """A 2026-07-28 server without `subscriptions/listen` cannot announce changes: list it again now and then."""
-        logger.info(
-            "upstream %s sends no change notices on 2026-07-28; its lists are refreshed every %g s "
-            "(protocol: handshake lets it send list_changed)",
-            self.label,
-            LIST_POLL_INTERVAL,
-        )
-        while not self._stop.is_set():
-            await anyio.sleep(LIST_POLL_INTERVAL)
-            await self._relist()
-
-    async def subscribe(self, uri: str) -> None:
-        """Receive `notifications/resources/updated` for `uri` (resources/subscribe, or the listen stream)."""
-        if not self.modern:
-            await self.request(types.SubscribeRequest(params=types.SubscribeRequestParams(uri=uri)))
-            return
-        self._resource_uris[uri] = self._resource_uris.get(uri, 0) + 1
-        if self._resource_uris[uri] == 1:
-            self._uris_changed.set()
-            self._uris_changed = anyio.Event()
-
-    async def unsubscribe(self, uri: str) -> None:
-        if not self.modern:
-            await self.request(types.UnsubscribeRequest(params=types.UnsubscribeRequestParams(uri=uri)))
-            return
-        count = self._resource_uris.get(uri, 0) - 1
-        if count <= 0:
-            self._resource_uris.pop(uri, None)
-            self._uris_changed.set()
-            self._uris_changed = anyio.Event()
-        else:
-            self._resource_uris[uri] = count
-
     # -- calls from request handlers -------------------------------------------------------------------------
 
     async def request(
@@ -508,127 +339,3 @@ class Upstream:
             if self._in_flight == 0:
                 self._idle.set()
 
-    async def set_log_level(self, level: types.LoggingLevel) -> None:
-        """Remember the level clients asked for and pass it on (now and after each reconnect)."""
-        self._log_level = level
-        if self._session is not None:
-            await self._apply_log_level(self._session)
-
-    async def _apply_log_level(self, session: ClientSession) -> None:
-        if self._capabilities is None or self._capabilities.logging is None or self._log_level is None:
-            return
-        try:
-            await session.set_logging_level(self._log_level)
-        except Exception as exc:
-            logger.info("upstream %s refused logging/setLevel: %s", self.label, _describe(exc))
-
-    # -- the server-to-client channel ------------------------------------------------------------------------
-
-    def _caller(self) -> Caller | None:
-        return self._callers[-1] if self._callers else None
-
-    async def _forward_request(self, request: types.ServerRequest, result_type: type[Any]) -> Any:
-        caller = self._caller()
-        if caller is None:
-            return types.ErrorData(
-                code=types.INVALID_REQUEST, message=f"{request.method}: no client call is in flight to answer it"
-            )
-        try:
-            return await caller.ask(request, result_type)
-        except MCPError as exc:
-            return exc.error
-        except Exception as exc:
-            return types.ErrorData(code=types.INTERNAL_ERROR, message=f"{request.method} failed: {_describe(exc)}")
-
-    async def _on_sampling(self, context: ClientRequestContext, params: types.CreateMessageRequestParams) -> Any:
-        return await self._forward_request(types.CreateMessageRequest(params=params), types.CreateMessageResult)
-
-    async def _on_elicitation(self, context: ClientRequestContext, params: types.ElicitRequestParams) -> Any:
-        return await self._forward_request(types.ElicitRequest(params=params), types.ElicitResult)
-
-    async def _on_list_roots(self, context: ClientRequestContext) -> Any:
-        return await self._forward_request(types.ListRootsRequest(), types.ListRootsResult)
-
-    async def _on_log(self, params: types.LoggingMessageNotificationParams) -> None:
-        caller = self._caller()
-        if caller is not None:
-            try:
-                await caller.session.send_log_message(
-                    params.level, params.data, params.logger, related_request_id=caller.request_id
-                )
-            except Exception as exc:
-                logger.debug("could not forward a log message from %s: %s", self.label, _describe(exc))
-            return
-        await self.events.log_message(self, params)
-
-    async def _on_message(self, message: Any, tg: TaskGroup) -> None:
-        if isinstance(message, Exception):
-            logger.warning("upstream %s: transport error: %s", self.label, _describe(message))
-            return
-        if isinstance(
-            message,
-            (types.ToolListChangedNotification, types.PromptListChangedNotification, types.ResourceListChangedNotification),
-        ):
-            tg.start_soon(self._relist)
-        elif isinstance(message, types.ResourceUpdatedNotification):
-            await self.events.resource_updated(self, message.params)
-
-
-def _watch_end(read: Any, closed: anyio.Event, tg: TaskGroup) -> Any:
-    """A read stream that sets `closed` when the transport's read stream ends (the server went away)."""
-    send, receive = anyio.create_memory_object_stream[Any](0)
-
-    async def pump() -> None:
-        try:
-            async with send:
-                async for item in read:
-                    await send.send(item)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            pass
-        finally:
-            closed.set()
-
-    tg.start_soon(pump)
-    return receive
-
-
-CALLER_CAPABILITIES: ContextVar[dict[str, Any] | None] = ContextVar("caller_capabilities", default=None)
-"""The capabilities a 2026-07-28 caller declared, stamped on the upstream request made for it (None: the gateway's)."""
-
-
-def _stamp_caller_capabilities(session: ClientSession) -> None:
-    """Make a 2026-07-28 session declare, per request, the capabilities of the client the request is made for.
-
-    The SDK stamps every request with the session's own capabilities; an upstream deciding what it may ask must
-    see the end client's instead (it answers -32021 when the client lacks one).
-    """
-    stamp = session._stamp  # the SDK keeps its per-request envelope stamp private
-
-    def caller_stamp(data: dict[str, Any], opts: Any) -> None:
-        stamp(data, opts)
-        capabilities = CALLER_CAPABILITIES.get()
-        if capabilities is not None and isinstance(meta := data.get("params", {}).get("_meta"), dict):
-            meta[CLIENT_CAPABILITIES_META_KEY] = capabilities
-
-    session._stamp = caller_stamp
-
-
-def _is_auth_wait(exc: BaseException) -> bool:
-    """Whether a failed connection attempt ended in an unfinished OAuth login (an `AuthError`)."""
-    if isinstance(exc, AuthError):
-        return True
-    if isinstance(exc, BaseExceptionGroup):
-        return any(_is_auth_wait(inner) for inner in exc.exceptions)
-    return exc.__cause__ is not None and _is_auth_wait(exc.__cause__)
-
-
-def _describe(exc: BaseException) -> str:
-    """A one-line description of an error for logs and /status (never a traceback)."""
-    if isinstance(exc, MCPError):
-        return exc.error.message
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(_describe(inner) for inner in exc.exceptions)
-    text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}" if not isinstance(exc, UpstreamError) else text
