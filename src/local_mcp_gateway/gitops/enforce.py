@@ -71,18 +71,17 @@ class LockGuard:
         return build_catalog([(server, listings) for server, listings in entries if server.name not in blocked])
 
     def _log(self, unreviewed: list[dict[str, Any]]) -> None:
+        """Log each unreviewed tool once per guard (a new lock or policy makes a new guard, which logs again)."""
         action = {"warn": "served anyway", "hide": "hidden from clients", "block": "its server is blocked"}[self.policy]
-        current = set()
         for entry in unreviewed:
             key = (entry["tool"], entry["reason"], ",".join(entry["fields"]))
-            current.add(key)
             if key not in self._reported:
+                self._reported.add(key)
                 detail = f" ({', '.join(entry['fields'])})" if entry["fields"] else ""
                 logger.warning(
                     "profile %s: tool %s of server %s is %s%s, lock %s; %s",
                     self.slug, entry["tool"], entry["server"], entry["reason"], detail, self.file.name, action,
                 )
-        self._reported = current
 
     def status(self) -> dict[str, Any]:
         """The lock state shown in /status."""
