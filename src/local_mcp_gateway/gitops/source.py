@@ -72,8 +72,11 @@ def config_at(where: str, head_config: Path) -> Iterator[Path]:
     relative = head_config.resolve().relative_to(top.resolve())
     archive = _git(["archive", "--format=tar", commit], top, binary=True)
     with tempfile.TemporaryDirectory(prefix="lmg-plan-") as tmp:
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(tmp, filter="data")
+        try:
+            with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                tar.extractall(tmp, filter="data")
+        except tarfile.TarError as exc:  # e.g. a symlink pointing outside the repository
+            raise GitError(f"cannot unpack {where!r} of {top}: {exc}") from None
         yield Path(tmp) / relative
 
 
