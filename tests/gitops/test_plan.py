@@ -90,8 +90,8 @@ def test_a_pull_request_against_a_git_ref(repo: ConfigRepo, capsys: pytest.Captu
     assert main(["plan", "--base", "main", "-c", str(repo.path), "--format", "markdown"]) == 2
     markdown = capsys.readouterr().out
     assert markdown.startswith("<!-- local-mcp-gateway plan -->\n### Plan main -> working tree: changes")
-    assert "| tool | `d__echo` | changed: description, inputSchema |" in markdown
-    assert "| server | `n` | added |" in markdown
+    assert "| tool | <code>d__echo</code> | changed: description, inputSchema |" in markdown
+    assert "| server | <code>n</code> | added |" in markdown
     assert main(["plan", "--base", "main", "-c", str(repo.path)]) == 2
     text = capsys.readouterr().out
     assert "  ~ server s (restarts)" in text and "  + tool n__echo" in text

@@ -103,3 +103,21 @@ def test_effective_config_merges_catalog_and_overrides_per_profile(
     assert list(only_b) == ["profiles"] and list(only_b["profiles"]) == ["b"]
     assert main(["config", "nope", "-c", str(config_repo.path)]) == 1
     assert "no profile 'nope' (profiles: a, b)" in capsys.readouterr().err
+
+
+def test_markdown_plan_keeps_upstream_text_inert() -> None:
+    """A poisoned description cannot mention people, inject HTML, or break out of its code block in the comment."""
+    from local_mcp_gateway.gitops.plan_render import render_markdown
+
+    hostile = "ok ``` @admin <img src=x onerror=alert(1)> | cell"
+    change = {"name": "a__t|x", "server": "a", "fields": ["description"], "description_diff": f"{{+{hostile}+}}"}
+    plan = {"base": "main", "head": "pr", "changed": True, "profiles": {"p": {
+        "status": "changed", "servers": {"added": [], "removed": [], "restarted": []},
+        "tools": {"added": [], "removed": [], "changed": [change], "source": "lock"},
+        "warnings": [f"tool a__t: /description tells the model ...: {hostile!r}"], "errors": {"pr: s": hostile}}}}
+    text = render_markdown(plan)
+    outside_fence = text.split("````text")[0] + text.split("````\n</details>")[1]
+    assert "<img" not in outside_fence and "@admin" not in outside_fence
+    assert "&lt;img src=x onerror=alert(1)&gt;" in outside_fence and "&#64;admin" in outside_fence
+    assert "| tool | <code>a__t&#124;x</code> | changed: description |" in text
+    assert "````text\ndescription: {+ok ``` @admin" in text  # the fence is longer than any run inside

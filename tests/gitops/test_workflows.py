@@ -114,4 +114,4 @@ def test_the_steps_run_in_a_config_repository(config_repository: ConfigRepo, tmp
     assert done.returncode == 0, done.stderr
     assert "exit=2" in outputs
     body = (root / "plan.md").read_text()
-    assert body.startswith(MARKDOWN_MARKER) and "| tool | `d__echo` | changed: description |" in body
+    assert body.startswith(MARKDOWN_MARKER) and "| tool | <code>d__echo</code> | changed: description |" in body

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 __all__ = ["MARKDOWN_MARKER", "render_markdown", "render_text"]
@@ -56,7 +57,20 @@ def render_text(plan: dict[str, Any]) -> str:
 
 
 def _code(text: str) -> str:
-    return "`" + text.replace("`", "'") + "`"
+    """Inline code for a name: its text cannot end the code span, start HTML or split a table cell."""
+    return "<code>" + _md(text) + "</code>"
+
+
+def _md(text: str) -> str:
+    """Text from upstreams, shown in a comment: no HTML, no mentions, no table breaks, no code spans."""
+    for old, new in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("@", "&#64;"), ("|", "&#124;"), ("`", "&#96;")):
+        text = text.replace(old, new)
+    return " ".join(text.split())
+
+
+def _fence(lines: list[str]) -> str:
+    longest = max((len(run) for line in lines for run in re.findall(r"`+", line)), default=0)
+    return "`" * max(3, longest + 1)
 
 
 def render_markdown(plan: dict[str, Any]) -> str:
@@ -86,12 +100,14 @@ def render_markdown(plan: dict[str, Any]) -> str:
             for field_name, paths in change.get("paths", {}).items():
                 details.append(f"{field_name}: " + "; ".join(f"{p['op']} {p['path']}" for p in paths))
             if details:
-                lines += [f"<details><summary>{_code(change['name'])}</summary>", "", "```text", *details, "```", "</details>", ""]
+                fence = _fence(details)
+                lines += [f"<details><summary>{_code(change['name'])}</summary>", "", fence + "text", *details, fence,
+                          "</details>", ""]
         for note in entry.get("notes", []):
-            lines.append(f"> {note}")
+            lines.append(f"> {_md(note)}")
         for warning in entry["warnings"]:
-            lines.append(f"- :warning: {warning}")
+            lines.append(f"- :warning: {_md(warning)}")
         for where, message in entry["errors"].items():
-            lines.append(f"- :x: server {_code(where)} did not start: {message}")
+            lines.append(f"- :x: server {_code(where)} did not start: {_md(message)}")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
