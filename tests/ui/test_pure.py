@@ -65,3 +65,5 @@ def test_unknown_status_fields_show_up_without_template_changes() -> None:
     facts = gateway_facts({"generation": 3, "git": {"commit": "abc123"}, "lock_state": "locked", "profiles": {}},
                           started_at=0.0, now=3725.0)
     assert facts["commit"] == "abc123" and facts["extra"] == {"lock_state": "locked"} and facts["uptime"] == "1h 2m"
+    facts = gateway_facts({"generation": 1, "config_commit": "0123abcd", "config_source": "git"}, 0.0, 1.0)
+    assert facts["commit"] == "0123abcd" and facts["extra"] == {"config_source": "git"}

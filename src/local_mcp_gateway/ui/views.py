@@ -33,7 +33,7 @@ SERVER_COLUMNS = ("state", "tools", "restarts", "sessions", "next_retry_at", "er
 _HIDDEN_SERVER_FIELDS = {"auth_url", "kind", "isolation", "description"}
 _GATEWAY_FIELDS = {"generation", "config_digest", "loaded_at", "last_reload_error", "profiles", "oauth", "ready",
                    "default_profile"}
-_COMMIT_FIELDS = ("git_commit", "commit", "git")
+_COMMIT_FIELDS = ("config_commit", "git_commit", "commit", "git")
 
 
 def _text(value: Any) -> str:
