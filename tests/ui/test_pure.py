@@ -11,7 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from local_mcp_gateway.ui.toon import encode
-from local_mcp_gateway.ui.views import gateway_facts, percentile, server_rows, traffic_rows, traffic_stats
+from local_mcp_gateway.ui.views import (
+    gateway_facts,
+    percentile,
+    profile_extra,
+    server_rows,
+    traffic_rows,
+    traffic_stats,
+)
 
 keys = st.text(min_size=1, max_size=8)
 scalars = st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.text(max_size=12) | st.floats(
@@ -67,3 +74,8 @@ def test_unknown_status_fields_show_up_without_template_changes() -> None:
     assert facts["commit"] == "abc123" and facts["extra"] == {"lock_state": "locked"} and facts["uptime"] == "1h 2m"
     facts = gateway_facts({"generation": 1, "config_commit": "0123abcd", "config_source": "git"}, 0.0, 1.0)
     assert facts["commit"] == "0123abcd" and facts["extra"] == {"config_source": "git"}
+
+
+def test_profile_fields_beyond_the_known_ones_are_listed() -> None:
+    entry = {"description": "d", "sessions": 2, "clashes": [], "servers": {}, "lock": {"policy": "warn", "ok": True}}
+    assert profile_extra(entry) == 'lock: {"ok": true, "policy": "warn"}'

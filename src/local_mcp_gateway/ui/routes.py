@@ -91,6 +91,7 @@ def create_ui_app(gateway: Any, started_at: float | None = None) -> Quart:
                 "description": entry.get("description") or "",
                 "sessions": entry.get("sessions"),
                 "clashes": entry.get("clashes") or [],
+                "extra": views.profile_extra(entry),
                 "servers": views.server_rows(slug, entry.get("servers") or {}, _oauth_servers(gateway, slug)),
                 "tools": len(gateway.profiles[slug].catalog.tools) if slug in gateway.profiles else 0,
             })
@@ -124,6 +125,7 @@ def create_ui_app(gateway: Any, started_at: float | None = None) -> Quart:
             description=profile.description or "",
             servers=views.server_rows(slug, status.get("servers") or {}, _oauth_servers(gateway, slug)),
             clashes=status.get("clashes") or [],
+            profile_extra=views.profile_extra(_profile_status(gateway, slug, status)),
             tools=views.tool_page(catalog, query, page, TOOLS_PER_PAGE),
             query=query,
             prompts=catalog.prompts,
@@ -238,6 +240,11 @@ def _json(body: Any, status: int = 200) -> Response:
 
 def _page_common(gateway: Any) -> dict[str, Any]:
     return {"generation": gateway.generation}
+
+
+def _profile_status(gateway: Any, slug: str, fallback: dict[str, Any]) -> dict[str, Any]:
+    """The profile's entry in the gateway's status (which adds fields such as the lock state), else its own."""
+    return (gateway.status().get("profiles") or {}).get(slug) or fallback
 
 
 def _oauth_servers(gateway: Any, slug: str) -> list[str]:

@@ -21,6 +21,7 @@ __all__ = [
     "gateway_facts",
     "live_status",
     "percentile",
+    "profile_extra",
     "server_rows",
     "tool_page",
     "traffic_rows",
@@ -109,6 +110,15 @@ def server_rows(slug: str, servers: Mapping[str, Mapping[str, Any]], oauth_serve
     return rows
 
 
+_PROFILE_FIELDS = {"description", "sessions", "clashes", "servers"}
+
+
+def profile_extra(entry: Mapping[str, Any]) -> str:
+    """A profile's status fields beyond description, sessions, clashes and servers (its lock state, for one),
+    as `name: value; ...`."""
+    return "; ".join(f"{k}: {_text(v)}" for k, v in sorted(entry.items()) if k not in _PROFILE_FIELDS and v is not None)
+
+
 def catalog_digest(catalog: Any) -> str:
     """A short fingerprint of what a profile's clients see (names, descriptions, schemas, URIs)."""
     parts = [
@@ -133,6 +143,7 @@ def live_status(status: Mapping[str, Any], digests: Mapping[str, str], oauth: Ma
         "profiles": sorted((status.get("profiles") or {}).keys()),
         "catalogs": dict(sorted(digests.items())),
         "servers": servers,
+        "profile_extra": {slug: profile_extra(p) for slug, p in sorted((status.get("profiles") or {}).items())},
         "reload_error": _text(error.get("message")) if isinstance(error, Mapping) else "",
     }
 

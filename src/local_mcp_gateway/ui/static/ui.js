@@ -57,6 +57,10 @@
         }
       }
     }
+    for (const el of document.querySelectorAll("[data-profile-extra]")) {
+      const extra = (status.profile_extra || {})[el.dataset.profileExtra];
+      if (extra !== undefined) text(el, extra);
+    }
     const box = document.getElementById("reload-error");
     if (box) {
       if (status.reload_error) {
