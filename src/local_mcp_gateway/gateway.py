@@ -28,6 +28,7 @@ from local_mcp_gateway.errors import ConfigError, GatewayError
 from local_mcp_gateway.mrtr import state_key_from_identity
 from local_mcp_gateway.oauth import manager_for
 from local_mcp_gateway.profile import Profile, ProfileOptions
+from local_mcp_gateway.redact import RedactedText
 from local_mcp_gateway.reload import (
     QUIET_PERIOD_MS,
     ConfigWatchFilter,
@@ -110,6 +111,9 @@ def profile_options(generation: Generation) -> ProfileOptions:
 class Gateway:
     """The running gateway: the current generation and its profiles."""
 
+    last_reload_error = RedactedText()
+    """`{file, line, message, at, count}` of the last failed reload (None after a good one), redacted when stored."""
+
     def __init__(self, config_path: Path, settings: EnvSettings | None = None, *, watch: bool = True) -> None:
         self.config_path = config_path
         self.settings = settings or EnvSettings()
@@ -120,7 +124,7 @@ class Gateway:
         self.oauth: Any = None
         """The OAuth client for upstreams with `oauth` settings (see the `oauth` package); None while no server uses it."""
         self.ready = False
-        self.last_reload_error: dict[str, Any] | None = None
+        self.last_reload_error = None
         self.watch = watch
         self._tg: TaskGroup | None = None
         self._reload_lock = anyio.Lock()

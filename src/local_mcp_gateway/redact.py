@@ -27,6 +27,7 @@ from urllib.parse import quote, quote_plus
 __all__ = [
     "MASK",
     "MIN_MASKED_LENGTH",
+    "RedactedText",
     "RedactingFilter",
     "Redactor",
     "default_redactor",
@@ -193,6 +194,27 @@ def redact_text(text: str) -> str:
 def redact_mapping(obj: Any) -> Any:
     """`default_redactor.redact_mapping(obj)`."""
     return default_redactor.redact_mapping(obj)
+
+
+class RedactedText:
+    """A data descriptor for error texts an operator will see: whatever is assigned is redacted as it is stored.
+
+    `error = RedactedText()` in a class body makes `obj.error = f"... {exc}"` store the redacted text, so the
+    exception messages that carry URLs, headers or bodies (`/status`, `tools`, reload errors) never hold a secret,
+    however many places assign them. Strings go through `redact_text`, mappings and lists through `redact_mapping`,
+    None stays None.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._slot = f"_redacted_{name}"
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return obj.__dict__.get(self._slot)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self._slot] = None if value is None else default_redactor.redact_mapping(value)
 
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is redacted too.

@@ -245,7 +245,7 @@ class SecurityConfig(_Model):
     """Protection of the /mcp endpoints."""
 
     allowed_hosts: list[Glob] = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
-    """Host header values accepted, `host:port` where `*` matches anything (nothing else is special, so `[::1]:*` is literal); others get 421. Guards against DNS rebinding."""
+    """Host header values accepted on every route, `host:port`: `*` in the port matches digits only (`127.0.0.1:*` is any port, never `127.0.0.1:80.attacker.example`), `*` in the host a run of name characters; nothing else is special, so `[::1]:*` is literal. Others get 421. Guards against DNS rebinding."""
     cors_origins: list[Annotated[str, StringConstraints(pattern=r"^https?://[^/\s]+$")]] = []
     """Exact browser origins (`https://app.example`) allowed cross-origin; empty: no CORS headers."""
     rate_limit: RateLimitConfig = RateLimitConfig()
