@@ -21,6 +21,7 @@ from anyio.abc import TaskGroup
 from mcp.server.transport_security import TransportSecuritySettings
 
 from local_mcp_gateway.app import GatewayASGI, create_app
+from local_mcp_gateway.config.commands import check_resolved_commands
 from local_mcp_gateway.config.load import load_snapshot
 from local_mcp_gateway.config.resolve import resolve_profile
 from local_mcp_gateway.config.snapshot import Snapshot
@@ -82,6 +83,7 @@ def build_generation(config_path: Path, settings: EnvSettings, number: int) -> G
         slug: resolve_profile(spec, secret=store.reveal_lookup, env=os.environ)
         for slug, spec in snapshot.profiles.items()
     }
+    check_resolved_commands(servers, snapshot.gateway.security.allowed_commands)  # the programs that will run
 
     def render(templates: Any) -> tuple[str, ...]:
         return tuple(t.render(store.reveal_lookup, os.environ) for t in templates)

@@ -255,7 +255,7 @@ class SecurityConfig(_Model):
     api_keys: list[Template] = []
     """Keys accepted on every profile as `Authorization: Bearer <key>`. Write them as `${secret:NAME}`."""
     allowed_commands: list[Glob] = []
-    """If any: stdio commands (as written, or their basename) must match one of these globs."""
+    """If any: the program a stdio command runs must match one: a name glob means the program found for it on the gateway's PATH (a `./bin/uvx` script is not `uvx`), a glob starting with `/` an absolute path."""
     tls: TlsConfig = TlsConfig()
     """Certificate and key to serve HTTPS directly."""
 
