@@ -103,6 +103,10 @@ class GatewayASGI:
         self._operator: tuple[Any, InboundGuard] | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self.gateway.stopping:
+            await _plain(send, 503, {"error": "stopping", "message": "the gateway is shutting down"},
+                         [(b"connection", b"close"), (b"retry-after", b"1")])
+            return
         if scope["type"] == "http":
             raw = scope.get("raw_path") or scope["path"].encode()
             path = raw.split(b"?", 1)[0]

@@ -39,7 +39,7 @@ from local_mcp_gateway.reload import (
     tree_stamp,
 )
 from local_mcp_gateway.secrets import SecretStore, require_identity
-from local_mcp_gateway.security import InboundGuard, apply_server_limits
+from local_mcp_gateway.security import InboundGuard, apply_server_limits, install_accept_error_filter
 from local_mcp_gateway.settings import EnvSettings
 
 __all__ = ["Gateway", "Generation", "build_generation", "serve"]
@@ -126,6 +126,8 @@ class Gateway:
         self.oauth: Any = None
         """The OAuth client for upstreams with `oauth` settings (see the `oauth` package); None while no server uses it."""
         self.ready = False
+        self.stopping = False
+        """Set once SIGINT/SIGTERM arrived: new requests get 503 while those in flight finish."""
         self.last_reload_error = None
         self.watch = watch
         self._tg: TaskGroup | None = None
@@ -318,9 +320,15 @@ async def serve(
     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
     on_listening: Callable[[str], None] | None = None,
 ) -> None:
-    """Run the gateway and Hypercorn until `shutdown_trigger` returns (default: SIGINT or SIGTERM)."""
-    from hypercorn.asyncio import serve as hypercorn_serve
+    """Run the gateway and Hypercorn until `shutdown_trigger` returns (default: SIGINT or SIGTERM).
+
+    The listening socket is bound first: a port in use is a `GatewayError` naming the address before any upstream
+    starts. On shutdown new requests get 503, open GET streams are ended (a client holding one would otherwise keep
+    Hypercorn waiting for its whole grace period), and requests still in flight get `SHUTDOWN_GRACE` seconds.
+    """
+    from hypercorn.asyncio.run import worker_serve
     from hypercorn.config import Config
+    from hypercorn.utils import wrap_app
 
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
@@ -332,15 +340,40 @@ async def serve(
         config.keyfile = keyfile
     if gateway.generation_info is not None:
         apply_server_limits(config, gateway.generation_info.snapshot.gateway.security)
+    install_accept_error_filter()
+    try:
+        sockets = config.create_sockets()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise GatewayError(f"cannot listen on {host}:{port}: {reason.lower()}; stop what uses it or choose another "
+                           "port (listen.port, MCP_GATEWAY_PORT)") from None
     app = GatewayASGI(gateway, create_app(gateway))
     trigger = shutdown_trigger or _signal_trigger(gateway)
+
+    async def stop_when_triggered() -> None:
+        await trigger()
+        gateway.stopping = True
+        end_open_streams(gateway)
+
     async with anyio.create_task_group() as tg:
         await tg.start(gateway.run)
         if on_listening is not None:
             scheme = "https" if certfile else "http"
             on_listening(f"{scheme}://{host}:{port}")
-        await hypercorn_serve(app, config, shutdown_trigger=trigger)  # type: ignore[arg-type]
+        await worker_serve(wrap_app(app, config.wsgi_max_body_size, None), config, sockets=sockets,
+                           shutdown_trigger=stop_when_triggered)
         tg.cancel_scope.cancel()
+
+
+def end_open_streams(gateway: Gateway) -> None:
+    """End every client's standalone GET stream (the SDK keeps one open per session for server notices)."""
+    for profile in list(gateway.profiles.values()):
+        sessions = getattr(profile.manager, "_server_instances", {})  # the SDK keeps its sessions private
+        for transport in list(sessions.values()):
+            try:
+                transport.close_standalone_sse_stream()
+            except Exception as exc:  # a session ending at the same moment must not stop the shutdown
+                logger.debug("could not end a GET stream: %s", exc)
 
 
 def _reload_error(exc: GatewayError, config_path: Path) -> dict[str, Any]:
