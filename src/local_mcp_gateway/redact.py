@@ -32,6 +32,7 @@ __all__ = [
     "Redactor",
     "default_redactor",
     "install_redaction",
+    "redacting_errors",
     "is_sensitive_name",
     "redact_mapping",
     "redact_text",
@@ -215,6 +216,33 @@ class RedactedText:
 
     def __set__(self, obj: Any, value: Any) -> None:
         obj.__dict__[self._slot] = None if value is None else default_redactor.redact_mapping(value)
+
+
+async def redacting_errors(ctx: Any, call_next: Any) -> Any:
+    """An MCP server middleware (outermost): error answers to clients pass the redaction point.
+
+    A handler's exception becomes the JSON-RPC error a client reads (its text, for any exception the SDK does not
+    know); an upstream transport error carries the upstream's URL, query string included. An error whose text or
+    data holds nothing to mask is re-raised untouched; otherwise an `MCPError` with the same code and the masked
+    text replaces it (code 0, as the SDK answers, for other exceptions).
+    """
+    from mcp.shared.exceptions import MCPError
+
+    try:
+        return await call_next(ctx)
+    except MCPError as exc:
+        message = redact_text(exc.error.message)
+        data = redact_mapping(exc.error.data)
+        if message == exc.error.message and data == exc.error.data:
+            raise
+        raise MCPError(exc.error.code, message, data) from None
+    except Exception as exc:
+        text = str(exc)
+        masked = redact_text(text)
+        if masked == text:
+            raise
+        logging.getLogger(__name__).warning("a request failed: %s: %s", type(exc).__name__, masked)
+        raise MCPError(0, masked) from None
 
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is redacted too.
