@@ -1,10 +1,12 @@
 """The HTTP face of the gateway: an ASGI dispatcher in front of a Quart app.
 
 `/mcp/<slug>` (and `/mcp` for the default profile) go through that profile's inbound guard to its Streamable HTTP
-session manager, which is plain ASGI; everything else (`/healthz`, `/readyz`, `/status`, `/traffic/<slug>`,
-`/oauth/callback`, and any route added later) goes through the operator guard (the same `InboundGuard` code: Host,
-Origin, header and body limits; no key, no rate limit) to Quart. The slug is taken from the raw path, so encoded
-slashes or dots never select another profile. Error texts in operator answers pass the redaction point.
+session manager, which is plain ASGI; `/ui...` goes to the dashboard (`ui.routes`, imported on the first request
+there, so a gateway nobody looks at never loads it; it has its own access layer, `ui.access`, on the same Host
+allow-list); everything else (`/healthz`, `/readyz`, `/status`, `/traffic/<slug>`, `/oauth/callback`, and any
+route added later) goes through the operator guard (the same `InboundGuard` code: Host, Origin, header and body
+limits; no key, no rate limit) to Quart. The slug is taken from the raw path, so encoded slashes or dots never
+select another profile. Error texts in operator answers pass the redaction point.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import time
 from typing import TYPE_CHECKING, Any
 
 from quart import Quart, Response, request
@@ -26,6 +29,7 @@ __all__ = ["GatewayASGI", "create_app"]
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MCP_PREFIX = b"/mcp"
+UI_PREFIX = b"/ui"
 
 
 def create_app(gateway: Gateway) -> Quart:
@@ -101,9 +105,11 @@ class GatewayASGI:
         self.gateway = gateway
         self.app = app
         self._operator: tuple[Any, InboundGuard] | None = None
+        self.started_at = time.time()
+        self._ui: Any = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and self.gateway.stopping:
+        if scope["type"] == "http" and self.gateway.stopping.is_set():
             await _plain(send, 503, {"error": "stopping", "message": "the gateway is shutting down"},
                          [(b"connection", b"close"), (b"retry-after", b"1")])
             return
@@ -112,6 +118,13 @@ class GatewayASGI:
             path = raw.split(b"?", 1)[0]
             if path == MCP_PREFIX or path.startswith(MCP_PREFIX + b"/"):
                 await self._mcp(path, scope, receive, send)
+                return
+            if path == UI_PREFIX or path.startswith(UI_PREFIX + b"/"):
+                info = self.gateway.generation_info
+                if info is not None and not info.snapshot.gateway.ui.enabled:
+                    await _plain(send, 404, {"error": "not_found", "message": "the dashboard is off (ui.enabled)"})
+                    return
+                await self._dashboard()(scope, receive, send)
                 return
         if scope["type"] in ("http", "websocket"):
             await self.operator_guard()(scope, receive, send, self.app)
@@ -128,6 +141,14 @@ class GatewayASGI:
         if self._operator is None or self._operator[0] != key:
             self._operator = (key, InboundGuard.for_operator(security, _authority(public)))
         return self._operator[1]
+
+    def _dashboard(self) -> Any:
+        """The dashboard's app, built on first use."""
+        if self._ui is None:
+            from local_mcp_gateway.ui.routes import create_ui_app
+
+            self._ui = create_ui_app(self.gateway, self.started_at)
+        return self._ui
 
     async def _mcp(self, path: bytes, scope: dict[str, Any], receive: Any, send: Any) -> None:
         rest = path[len(MCP_PREFIX) :].strip(b"/")
