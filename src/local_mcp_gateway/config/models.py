@@ -256,7 +256,7 @@ class SecurityConfig(_Model):
     """Protection of the /mcp endpoints."""
 
     allowed_hosts: list[Glob] = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
-    """Host header values accepted, `host:port` where `*` matches anything (nothing else is special, so `[::1]:*` is literal); others get 421. Guards against DNS rebinding."""
+    """Host header values accepted on every route, `host:port`: `*` in the port matches digits only (`127.0.0.1:*` is any port, never `127.0.0.1:80.attacker.example`), `*` in the host a run of name characters; nothing else is special, so `[::1]:*` is literal. Others get 421. Guards against DNS rebinding."""
     cors_origins: list[Annotated[str, StringConstraints(pattern=r"^https?://[^/\s]+$")]] = []
     """Exact browser origins (`https://app.example`) allowed cross-origin; empty: no CORS headers."""
     rate_limit: RateLimitConfig = RateLimitConfig()
@@ -266,7 +266,7 @@ class SecurityConfig(_Model):
     api_keys: list[Template] = []
     """Keys accepted on every profile as `Authorization: Bearer <key>`. Write them as `${secret:NAME}`."""
     allowed_commands: list[Glob] = []
-    """If any: stdio commands (as written, or their basename) must match one of these globs."""
+    """If any: the program a stdio command runs must match one: a name glob means the program found for it on the gateway's PATH (a `./bin/uvx` script is not `uvx`), a glob starting with `/` an absolute path."""
     tls: TlsConfig = TlsConfig()
     """Certificate and key to serve HTTPS directly."""
 

@@ -24,6 +24,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from local_mcp_gateway import __version__
 from local_mcp_gateway.mrtr import answer_rounds, pass_rounds_through, request_state_boundary, run_round
+from local_mcp_gateway.redact import redacting_errors
 from local_mcp_gateway.catalog import coerce_arguments, page
 from local_mcp_gateway.profile.view import View
 from local_mcp_gateway.upstream import eras
@@ -85,7 +86,8 @@ class RequestHandlers:
 
     def _middleware(self) -> list[Any]:
         """The MCP server's middleware: the request-state seal, then (if enabled) the traffic log."""
-        chain: list[Any] = [request_state_boundary(self.options.request_state_keys, f"local-mcp-gateway/{self.slug}")]
+        chain: list[Any] = [redacting_errors]  # outermost: every error answer passes the redaction point
+        chain.append(request_state_boundary(self.options.request_state_keys, f"local-mcp-gateway/{self.slug}"))
         if self.traffic is not None:
             chain.append(self.traffic.middleware)
         return chain

@@ -22,6 +22,7 @@ from pydantic import TypeAdapter
 
 from local_mcp_gateway import __version__
 from local_mcp_gateway.errors import UpstreamError
+from local_mcp_gateway.redact import RedactedText
 from local_mcp_gateway.upstream import eras
 from local_mcp_gateway.upstream.backchannel import BackChannel
 from local_mcp_gateway.upstream.common import (
@@ -89,6 +90,9 @@ Connector = Callable[["Upstream"], Any]
 
 class Upstream(ListingsKeeper, BackChannel):
     """A supervised connection to one upstream server (see module docstring)."""
+
+    error = RedactedText()
+    """The last error, as /status and `tools` show it: redacted when it is stored, whoever stores it."""
 
     def __init__(
         self,
