@@ -183,6 +183,10 @@ class Gateway:
                 logger.error("reload failed; generation %d keeps serving: %s", self.generation, exc)
                 return False
             self.last_reload_error = None
+            # A reload, even of unchanged files, is also the operator's "try again now" for servers that are down.
+            retried = sum(profile.retry_now() for profile in self.profiles.values())
+            if retried:
+                logger.info("reload: retrying %d servers that are down", retried)
             return True
 
     def _load_consistent(self, number: int) -> Generation:

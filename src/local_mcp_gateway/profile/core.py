@@ -9,6 +9,7 @@ route by client name or URI, and pass results through untouched.
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -201,6 +202,31 @@ class Profile(RequestHandlers):
                 self._notify_changes(views_before.get(id(view), before), self._catalog_of(view), [view], publish=False)
             self._notify_changes(before, self._catalog, [])
 
+    def retry_now(self) -> int:
+        """Connect at once every upstream of this profile that is waiting to retry (a reload asks for this)."""
+        return sum(upstream.retry_now() for upstream in self._all_upstreams())
+
+    async def route_when_down(self, view: View, kind: str, name: str) -> Any:
+        """The route of a tool or prompt name that no current route knows, once its server is back.
+
+        A server that is down (restarting, or `failed` and waiting for its next attempt) is still known by the
+        names it offered when it was last ready: the call retries it at once (bounded) and goes through if it
+        comes back, else it gets the server's retryable "restarting" error. Other names are unknown (-32602).
+        """
+        for server in self.servers:
+            upstream = self.upstreams.get(server.name) or view.own.get(server.name)
+            if upstream is None or upstream.state == UpstreamState.READY or not server.enabled:
+                continue
+            known = build_catalog([(server, upstream.known_listings)])
+            if name in (known.tool_routes if kind == "tool" else known.prompt_routes):
+                await upstream.wait_ready()
+                catalog = self._catalog_of(view)
+                route = (catalog.tool_routes if kind == "tool" else catalog.prompt_routes).get(name)
+                if route is None:
+                    raise upstream.restarting_error()
+                return route
+        raise MCPError(types.INVALID_PARAMS, f"Unknown {kind}: {name}")
+
     async def wait_settled(self, timeout: float) -> None:
         """Wait (bounded) until every shared upstream is ready or has failed."""
         with anyio.move_on_after(timeout):
@@ -235,6 +261,7 @@ class Profile(RequestHandlers):
                     tools=self._catalog.server_count(server.name),
                     restarts=upstream.restarts,
                     error=upstream.error,
+                    next_retry_at=_iso(upstream.next_retry_at),
                 )
                 if upstream.auth_url:
                     entry["auth_url"] = upstream.auth_url
@@ -393,6 +420,10 @@ class Profile(RequestHandlers):
         if upstream is None:
             raise MCPError(types.INTERNAL_ERROR, f"server {server!r} is not available")
         return upstream
+
+def _iso(when: float | None) -> str | None:
+    return datetime.fromtimestamp(when, timezone.utc).isoformat(timespec="seconds") if when is not None else None
+
 
 def _same_connection(old: Any, new: Any) -> bool:
     """Whether a server's upstream connection can be kept across a reload."""
