@@ -103,6 +103,11 @@ def profile_options(generation: Generation) -> ProfileOptions:
         # the SDK's own check stays off so the two never disagree. It still checks Content-Type.
         security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         max_request_bytes=security.max_request_bytes,
+        max_sessions=security.max_sessions,
+        session_idle_timeout=security.session_idle_seconds,
+        max_per_session_upstreams=security.max_per_session_upstreams,
+        max_calls_in_flight=security.max_calls_in_flight,
+        max_buffered_result_bytes=security.max_buffered_result_bytes,
         traffic=generation.snapshot.gateway.logging.traffic,
     )
 

@@ -14,6 +14,7 @@ Everything but the SSE branch of `_handle_post_request` is the SDK's own code pa
 from __future__ import annotations
 
 import logging
+import time
 from functools import partial
 from http import HTTPStatus
 from typing import Any
@@ -55,6 +56,16 @@ class LazyStreamTransport(StreamableHTTPServerTransport):
 
     posts_in_flight = 0
     """POSTs being answered right now (the answer fully sent ends one)."""
+
+    last_active = 0.0
+    """Monotonic time a request of this session last began or ended (an open GET stream counts at its start)."""
+
+    async def handle_request(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.last_active = time.monotonic()
+        try:
+            await super().handle_request(scope, receive, send)
+        finally:
+            self.last_active = time.monotonic()
 
     async def _handle_post_request(self, scope: Scope, request: Request, receive: Receive, send: Send) -> None:
         self.posts_in_flight += 1
@@ -205,15 +216,43 @@ class LazyStreamTransport(StreamableHTTPServerTransport):
 
 
 class SessionManager(StreamableHTTPSessionManager):
-    """The SDK's session manager, opening each session on a `LazyStreamTransport`."""
+    """The SDK's session manager, opening each session on a `LazyStreamTransport`.
+
+    At `max_sessions` a new session does not get 503: the idlest open session (no POST being answered, the
+    longest since its last request) is closed to make room, so clients that never end their sessions cannot
+    lock a profile. The closed session's ID answers 404 from then on (clients initialize again).
+    """
+
+    evicted = 0
+    """Sessions closed to make room for new ones."""
 
     def posts_in_flight(self) -> int:
         """POSTs of this manager's sessions still being answered."""
         return sum(getattr(transport, "posts_in_flight", 0) for transport in list(self._server_instances.values()))
 
+    def open_sessions(self) -> int:
+        """Stateful sessions currently open (initialized or opening), whatever they have done since."""
+        return len(self._server_instances)
+
+    def _evict_idlest(self) -> None:
+        def idleness(item: tuple[str, Any]) -> tuple[bool, float]:
+            transport = item[1]
+            return (getattr(transport, "posts_in_flight", 0) > 0, getattr(transport, "last_active", 0.0))
+
+        session_id, transport = min(self._server_instances.items(), key=idleness)
+        self._server_instances.pop(session_id, None)
+        self._session_owners.pop(session_id, None)
+        self.evicted += 1
+        idle = time.monotonic() - getattr(transport, "last_active", 0.0)
+        logger.info(
+            "%d sessions open (security.max_sessions): closing the idlest one, idle for %.0f s", self.max_sessions, idle
+        )
+        assert self._task_group is not None
+        self._task_group.start_soon(self._discard_session, session_id, transport)
+
     def _admit_session(self, requestor: Any) -> StreamableHTTPServerTransport | None:
-        if self.max_sessions is not None and len(self._server_instances) >= self.max_sessions:
-            return None
+        while self.max_sessions is not None and self._server_instances and len(self._server_instances) >= self.max_sessions:
+            self._evict_idlest()
         http_transport = LazyStreamTransport(
             mcp_session_id=uuid4().hex,
             is_json_response_enabled=self.json_response,
@@ -222,6 +261,7 @@ class SessionManager(StreamableHTTPSessionManager):
             retry_interval=self.retry_interval,
             idle_timeout=self.session_idle_timeout,
         )
+        http_transport.last_active = time.monotonic()
         session_id = http_transport.mcp_session_id
         assert session_id is not None
         if requestor is not None:

@@ -122,6 +122,8 @@ class Upstream(ListingsKeeper, BackChannel):
         """When the next attempt is due after the connection ended (see `upstream.supervision`)."""
         self._ready = anyio.Event()
         self._ready_since: float | None = None
+        self.last_used = time.monotonic()
+        """Monotonic time a call through this upstream last began or ended."""
         self.known_listings = Listings()
         """What the server offered when it was last ready: calls for it are known while it is down."""
 
@@ -147,6 +149,10 @@ class Upstream(ListingsKeeper, BackChannel):
         """Wait until the first connection attempt is over, ready or not (at most `timeout` seconds)."""
         with anyio.move_on_after(timeout):
             await self._ready_or_failed.wait()
+
+    @property
+    def calls_in_flight(self) -> int:
+        return self._in_flight
 
     def retry_now(self) -> bool:
         """Cut a backoff wait short and connect at once (a reload asks for this); whether a wait was cut."""
@@ -365,6 +371,7 @@ class Upstream(ListingsKeeper, BackChannel):
             session = await self.wait_ready()
         if caller is not None:
             self._callers.append(caller)
+        self.last_used = time.monotonic()
         self._in_flight += 1
         self._idle = anyio.Event() if self._idle.is_set() else self._idle
         try:
@@ -375,6 +382,7 @@ class Upstream(ListingsKeeper, BackChannel):
                 f"server {self.name!r} did not answer within {self.server.timeout_seconds:g} s; the call was cancelled",
             )
         finally:
+            self.last_used = time.monotonic()
             self._in_flight -= 1
             if caller is not None:
                 self._callers.remove(caller)
