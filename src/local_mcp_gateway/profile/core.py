@@ -29,6 +29,7 @@ from mcp.server.subscriptions import (
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 
+from local_mcp_gateway.budget import CallBudget
 from local_mcp_gateway.security import TrafficLog
 from local_mcp_gateway.transport import SessionManager
 from local_mcp_gateway.catalog import Catalog, build_catalog
@@ -113,6 +114,8 @@ class Profile(RequestHandlers, SessionViews):
             max_sessions=options.max_sessions,
             session_idle_timeout=options.session_idle_timeout,
         )
+        self.budget = CallBudget(slug, options.max_calls_in_flight, options.max_buffered_result_bytes)
+        self.manager.budget = self.budget
         self._rebuild_catalog()
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
@@ -162,6 +165,7 @@ class Profile(RequestHandlers, SessionViews):
             self.server.middleware = self._middleware()
         self.manager.security_settings = options.security
         self.manager.max_sessions = options.max_sessions
+        self.budget.configure(options.max_calls_in_flight, options.max_buffered_result_bytes)
         self.manager.session_idle_timeout = options.session_idle_timeout
         before = self._catalog
         old = {server.name: server for server in self.servers}
@@ -236,8 +240,8 @@ class Profile(RequestHandlers, SessionViews):
                 await upstream.wait_settled(timeout)
 
     async def handle(self, scope: Any, receive: Any, send: Any) -> None:
-        """Serve one HTTP request on this profile's MCP endpoint."""
-        await self.manager.handle_request(scope, receive, send)
+        """Serve one HTTP request on this profile's MCP endpoint (counted against its `budget`)."""
+        await self.budget.serve(self.manager.handle_request, scope, receive, send)
 
     def _all_upstreams(self) -> list[Upstream]:
         found = list(self.upstreams.values())
@@ -284,6 +288,7 @@ class Profile(RequestHandlers, SessionViews):
             "sessions": self.manager.open_sessions(),
             "sessions_evicted": self.manager.evicted,
             "per_session_upstreams": sum(entry.get("upstreams", 0) for entry in servers.values()),
+            **self.budget.status(),
             "clashes": list(self._catalog.clashes),
             "servers": servers,
         }
