@@ -192,9 +192,7 @@ class Upstream(ListingsKeeper, BackChannel):
                     self.error = describe(exc)
                     logger.warning("upstream %s failed: %s", self.label, self.error)
                 finally:
-                    self._session = None
-                    if self._ready.is_set():
-                        self._ready = anyio.Event()
+                    self._lost()
                 if self._stop.is_set():
                     break
                 self._ready_or_failed.set()  # the first attempt is over: nobody waits on this server any longer
@@ -223,6 +221,14 @@ class Upstream(ListingsKeeper, BackChannel):
         finally:
             self.state = UpstreamState.STOPPED
             self._ready_or_failed.set()
+
+    def _lost(self) -> None:
+        """The connection is gone (its teardown may still take a moment): calls from now on wait for the next one."""
+        self._session = None
+        if self._ready.is_set():
+            self._ready = anyio.Event()
+        if self.state == UpstreamState.READY and not self._stop.is_set():
+            self.state = UpstreamState.STARTING
 
     def mark_needs_auth(self, url: str) -> None:
         """An OAuth login is needed: show `url` in /status; the connection attempt waits, unbounded by the timeout."""
@@ -320,7 +326,7 @@ class Upstream(ListingsKeeper, BackChannel):
                 if self._stop.is_set():
                     with anyio.move_on_after(STOP_GRACE):
                         await self._idle.wait()
-                self._session = None
+                self._lost()
                 tg.cancel_scope.cancel()
             if not self._stop.is_set():
                 raise UpstreamError("the server closed the connection")
