@@ -3,7 +3,7 @@
     SOAK_SECONDS=180 pytest tests/soak -q      # the full run (3 minutes of chaos)
     pytest tests/soak -q                       # the CI run (60 s by default)
 
-8 clients (4 per profile, two profiles) call their profile's upstream in a loop. Every 10 s one upstream process
+8 clients (4 per profile, two profiles) call their profile's upstream (a quick-starting stdio server) in a loop. Every 10 s one upstream process
 is killed (so each one every 20 s) and every 15 s a profile file is edited (its description: the servers stay).
 Then a quiet phase, and SIGTERM. Checked: every client error comes within 2 s of a kill of that call's upstream;
 every upstream is back (a new process, ready) after every kill; the gateway's RSS, open fds and children stay
@@ -20,7 +20,6 @@ from pathlib import Path
 
 import anyio
 import pytest
-import yaml
 
 from tests.conftest import fixture_server, mcp_client
 
@@ -102,7 +101,7 @@ def alive(pid: int) -> bool:
 
 def write_profiles(config_repo, edit: int = 0) -> None:
     for slug, server in PROFILES.items():
-        entry = {**fixture_server("echo_server.py", "--name", server), "timeout_seconds": 30}
+        entry = {**fixture_server("quick_server.py", "--name", server), "timeout_seconds": 30, "protocol": "handshake"}
         config_repo.write_profile(slug, {server: entry}, description=f"{slug}, edit {edit}")
 
 
