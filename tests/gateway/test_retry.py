@@ -16,7 +16,7 @@ from tests.conftest import fixture_server, mcp_client
 from tests.fixtures.flaky_server import starts
 from tests.gateway.test_supervision import wait_for
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(360)]
 
 
 def flaky(tmp_path: Path, **settings) -> tuple[dict, Path, Path]:

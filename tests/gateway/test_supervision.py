@@ -86,6 +86,7 @@ async def test_a_misbehaving_upstream_costs_only_its_own_tools(config_repo, gate
         assert server["state"] in ("starting", "failed")
 
 
+@pytest.mark.timeout(300)
 async def test_repeated_crashes_show_failed_while_the_server_keeps_being_retried(config_repo, gateway_factory):
     config_repo.write_profile(
         "p", {"bad": {**fixture_server("misbehaving_server.py", "--mode", "exit"), "timeout_seconds": 2}}
