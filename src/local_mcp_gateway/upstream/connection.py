@@ -23,6 +23,7 @@ from pydantic import TypeAdapter
 
 from local_mcp_gateway import __version__
 from local_mcp_gateway.errors import UpstreamError
+from local_mcp_gateway.redact import redact_text
 from local_mcp_gateway.upstream.backchannel import BackChannel
 from local_mcp_gateway.upstream.common import (
     CALLER_CAPABILITIES,
@@ -355,7 +356,7 @@ class Upstream(ListingsKeeper, BackChannel):
 
     def restarting_error(self) -> MCPError:
         """The retryable error a call gets while this server is down: its name, state and last error."""
-        detail = f"; last error: {self.error}" if self.error else ""
+        detail = f"; last error: {redact_text(self.error)}" if self.error else ""  # errors can quote URLs, headers
         when = self.retry.next_retry_at
         retry = f"; next attempt in {max(when - time.time(), 0):.1f} s" if when is not None else ""
         return MCPError(
