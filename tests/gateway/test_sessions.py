@@ -119,3 +119,26 @@ async def test_per_session_upstreams_are_capped_and_the_idlest_restarts_on_its_n
         assert new_pid not in (pid_one, pid_two, pid_three)
         wait_for(lambda: not alive(pid_two), timeout=30)
         assert profile_status(gateway)["per_session_upstreams"] == 2
+
+
+async def test_a_burst_of_initializes_from_one_address_stays_within_the_cap(config_repo, gateway_factory):
+    config_repo.write_gateway(security={"max_sessions": 20})
+    config_repo.write_profile("p", {"echo": {**fixture_server("echo_server.py"), "prefix": ""}})
+    gateway = gateway_factory(config_repo.path)
+    url = gateway.url("p")
+    statuses: list[int] = []
+    limiter = anyio.CapacityLimiter(20)
+
+    async def one(http: httpx2.AsyncClient) -> None:
+        async with limiter:
+            statuses.append((await open_session(http, url))[0])
+
+    async with httpx2.AsyncClient(timeout=60, limits=httpx2.Limits(max_connections=20)) as http:
+        async with anyio.create_task_group() as tg:
+            for _ in range(400):
+                tg.start_soon(one, http)
+    assert statuses.count(200) == 400, f"refused: {sorted(set(statuses))}"
+    status = wait_for(lambda: (s := profile_status(gateway))["sessions"] <= 20 and s, timeout=30)
+    assert status["sessions"] == 20 and status["sessions_evicted"] == 380
+    async with mcp_client(url) as client:
+        assert (await client.call_tool("echo", {"text": "after the burst"})).content[0].text == "after the burst"
