@@ -16,7 +16,7 @@ from tests.conftest import fixture_server, mcp_client
 from tests.fixtures.flaky_server import starts
 from tests.gateway.test_supervision import wait_for
 
-pytestmark = [pytest.mark.anyio, pytest.mark.timeout(360)]
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(600)]
 
 
 def flaky(tmp_path: Path, **settings) -> tuple[dict, Path, Path]:
@@ -49,18 +49,18 @@ async def test_a_crash_looping_server_is_failed_but_retried_and_sighup_retries_i
     down.touch()
     config_repo.write_profile("p", {"flaky": entry})
     gateway = gateway_factory(config_repo.path)
-    server = wait_for(lambda: failed_and_waiting(gateway), timeout=60)
+    server = wait_for(lambda: failed_and_waiting(gateway), timeout=180)
     assert server["restarts"] >= 4 and "exit" in server["error"].lower() or server["error"]
     # Still retried after it shows `failed` (the old gateway stopped at the fifth crash for good).
     count = len(starts(started))
-    wait_for(lambda: len(starts(started)) > count, timeout=60)
-    server = wait_for(lambda: failed_and_waiting(gateway), timeout=60)
+    wait_for(lambda: len(starts(started)) > count, timeout=120)
+    server = wait_for(lambda: failed_and_waiting(gateway), timeout=180)
     due = datetime.fromisoformat(server["next_retry_at"]).timestamp()
     # The cause is fixed; SIGHUP with unchanged files retries now instead of at `next_retry_at`.
     down.unlink()
     count = len(starts(started))
     gateway.process.send_signal(signal.SIGHUP)
-    ready = wait_for(lambda: (s := server_status(gateway))["state"] == "ready" and s, timeout=60)
+    ready = wait_for(lambda: (s := server_status(gateway))["state"] == "ready" and s, timeout=120)
     assert ready["error"] is None and ready["next_retry_at"] is None
     async with mcp_client(gateway.url("p")) as client:
         assert (await client.call_tool("flaky__whoami", {})).content[0].text == "flaky"
@@ -72,11 +72,12 @@ async def test_a_call_to_a_server_that_is_down_retries_it_and_succeeds(tmp_path,
     entry, down, started = flaky(tmp_path, timeout_seconds=30)
     config_repo.write_profile("p", {"flaky": entry})
     gateway = gateway_factory(config_repo.path)
+    wait_for(lambda: server_status(gateway)["state"] == "ready", timeout=120)
     async with mcp_client(gateway.url("p")) as client:
         pid = int((await client.call_tool("flaky__pid", {})).content[0].text)
         down.touch()
         os.kill(pid, signal.SIGKILL)
-        server = wait_for(lambda: failed_and_waiting(gateway), timeout=60)
+        server = wait_for(lambda: failed_and_waiting(gateway), timeout=180)
         due = datetime.fromisoformat(server["next_retry_at"]).timestamp()
         down.unlink()
         # The call brings the attempt forward and waits for it, instead of failing with "Unknown tool".
@@ -91,6 +92,7 @@ async def test_a_call_while_the_server_restarts_gets_a_retryable_error_naming_it
     entry, down, _ = flaky(tmp_path, timeout_seconds=2)
     config_repo.write_profile("p", {"flaky": entry})
     gateway = gateway_factory(config_repo.path)
+    wait_for(lambda: server_status(gateway)["state"] == "ready", timeout=120)
     async with mcp_client(gateway.url("p")) as client:
         pid = int((await client.call_tool("flaky__pid", {})).content[0].text)
         down.touch()
@@ -101,7 +103,7 @@ async def test_a_call_while_the_server_restarts_gets_a_retryable_error_naming_it
         assert "upstream flaky is restarting" in caught.value.error.message
         assert caught.value.error.code != -32602
         # Also once it shows `failed` (its tools dropped from the list), the name is still known.
-        wait_for(lambda: failed_and_waiting(gateway), timeout=60)
+        wait_for(lambda: failed_and_waiting(gateway), timeout=180)
         assert not [t for t in (await client.list_tools()).tools if t.name.startswith("flaky__")]
         with pytest.raises(MCPError) as caught:
             await client.call_tool("flaky__whoami", {})
