@@ -32,7 +32,8 @@ from mcp.shared.exceptions import MCPError
 from local_mcp_gateway.budget import CallBudget
 from local_mcp_gateway.security import TrafficLog
 from local_mcp_gateway.transport import SessionManager
-from local_mcp_gateway.catalog import Catalog, build_catalog
+from local_mcp_gateway.catalog import Catalog
+from local_mcp_gateway.gitops.enforce import guarded_catalog
 from local_mcp_gateway.profile.handlers import RequestHandlers, quietly
 from local_mcp_gateway.profile.sessions import SessionViews
 from local_mcp_gateway.profile.view import View
@@ -72,6 +73,9 @@ class ProfileOptions:
     """Fingerprints of in-process servers' module sources: a changed one restarts the servers using it."""
     traffic: Any = None
     """`logging.traffic` settings: when enabled, a redacted record of each MCP request (see `security.TrafficLog`)."""
+    lock: Any = None
+    """The profile's lock guard (`gitops.enforce.LockGuard`): tools differing from the reviewed lock are flagged,
+    hidden or blocked; None: no lock enforced."""
 
 
 class Profile(RequestHandlers, SessionViews):
@@ -276,6 +280,7 @@ class Profile(RequestHandlers, SessionViews):
                 entry.update(
                     state=str(UpstreamState.DISABLED) if not server.enabled else "per_session",
                     upstreams=len(live),
+                    sessions=len(live),  # kept for readers of the older field (the dashboard)
                     tools=None,
                     restarts=sum(u.restarts for u in live),
                     error=None,
@@ -332,7 +337,7 @@ class Profile(RequestHandlers, SessionViews):
 
     def _rebuild_catalog(self) -> None:
         entries = [(s, self.upstreams[s.name].listings) for s in self.servers if s.name in self.upstreams]
-        self._catalog = build_catalog(entries)
+        self._catalog = guarded_catalog(entries, self.options.lock)
         self._version += 1
         for clash in self._catalog.clashes:
             logger.warning("profile %s: %s", self.slug, clash)
@@ -346,7 +351,7 @@ class Profile(RequestHandlers, SessionViews):
                 upstream = self.upstreams.get(server.name) or view.own.get(server.name)
                 if upstream is not None:
                     entries.append((server, upstream.listings))
-            view.catalog = build_catalog(entries)
+            view.catalog = guarded_catalog(entries, self.options.lock)
             view.version = (self._version, view.own_version)
         return view.catalog
 
