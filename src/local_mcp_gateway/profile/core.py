@@ -32,7 +32,7 @@ from mcp.shared.exceptions import MCPError
 from local_mcp_gateway.budget import CallBudget
 from local_mcp_gateway.security import TrafficLog
 from local_mcp_gateway.transport import SessionManager
-from local_mcp_gateway.catalog import Catalog
+from local_mcp_gateway.catalog import Catalog, build_catalog
 from local_mcp_gateway.gitops.enforce import guarded_catalog
 from local_mcp_gateway.profile.handlers import RequestHandlers, quietly
 from local_mcp_gateway.profile.sessions import SessionViews
