@@ -127,6 +127,11 @@ def profile_options(generation: Generation) -> ProfileOptions:
         # the SDK's own check stays off so the two never disagree. It still checks Content-Type.
         security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         max_request_bytes=security.max_request_bytes,
+        max_sessions=security.max_sessions,
+        session_idle_timeout=security.session_idle_seconds,
+        max_per_session_upstreams=security.max_per_session_upstreams,
+        max_calls_in_flight=security.max_calls_in_flight,
+        max_buffered_result_bytes=security.max_buffered_result_bytes,
         traffic=generation.snapshot.gateway.logging.traffic,
     )
 
@@ -215,6 +220,10 @@ class Gateway:
                 logger.error("reload failed; generation %d keeps serving: %s", self.generation, exc)
                 return False
             self.last_reload_error = None
+            # A reload, even of unchanged files, is also the operator's "try again now" for servers that are down.
+            retried = sum(profile.retry_now() for profile in self.profiles.values())
+            if retried:
+                logger.info("reload: retrying %d servers that are down", retried)
             return True
 
     def _load_consistent(self, number: int) -> Generation:

@@ -14,6 +14,7 @@ Everything but the SSE branch of `_handle_post_request` is the SDK's own code pa
 from __future__ import annotations
 
 import logging
+import time
 from functools import partial
 from http import HTTPStatus
 from typing import Any
@@ -22,6 +23,7 @@ from uuid import uuid4
 import anyio
 import pydantic_core
 from mcp.server.streamable_http import (
+    CONTENT_TYPE_JSON,
     CONTENT_TYPE_SSE,
     MCP_SESSION_ID_HEADER,
     REQUEST_STREAM_BUFFER_SIZE,
@@ -32,6 +34,7 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.message import SessionMessage
 from mcp_types import (
     DEFAULT_NEGOTIATED_VERSION,
+    ErrorData,
     INTERNAL_ERROR,
     INVALID_PARAMS,
     PARSE_ERROR,
@@ -43,7 +46,10 @@ from mcp_types import (
 from pydantic import ValidationError
 from sse_starlette import EventSourceResponse
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
+
+from local_mcp_gateway.budget import BUSY_CODE, CallBudget
 
 __all__ = ["LazyStreamTransport", "SessionManager"]
 
@@ -55,6 +61,46 @@ class LazyStreamTransport(StreamableHTTPServerTransport):
 
     posts_in_flight = 0
     """POSTs being answered right now (the answer fully sent ends one)."""
+
+    budget: CallBudget | None = None
+    """The profile's caps on answers held for clients: an answer that does not fit becomes an error."""
+
+    last_active = 0.0
+    """Monotonic time a request of this session last began or ended (an open GET stream counts at its start)."""
+
+    async def handle_request(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.last_active = time.monotonic()
+        try:
+            await super().handle_request(scope, receive, send)
+        finally:
+            self.last_active = time.monotonic()
+
+    def _create_json_response(
+        self, response_message: Any, status_code: HTTPStatus = HTTPStatus.OK, headers: dict[str, str] | None = None
+    ) -> Response:
+        body = response_message.model_dump_json(by_alias=True, exclude_unset=True) if response_message else None
+        if body is not None and isinstance(response_message, JSONRPCResponse):
+            body = self._fitting(response_message, body)
+        response_headers = {"Content-Type": CONTENT_TYPE_JSON, **(headers or {})}
+        if self.mcp_session_id:
+            response_headers[MCP_SESSION_ID_HEADER] = self.mcp_session_id
+        return Response(body, status_code=status_code, headers=response_headers)
+
+    def _create_event_data(self, event_message: EventMessage) -> Any:
+        event = super()._create_event_data(event_message)
+        if isinstance(event_message.message, JSONRPCResponse):
+            event["data"] = self._fitting(event_message.message, event["data"])
+        return event
+
+    def _fitting(self, message: JSONRPCResponse, body: str) -> str:
+        """`body`, or an error answer in its place when it does not fit in the profile's buffer for answers."""
+        reason = self.budget.too_large(len(body)) if self.budget is not None else None
+        if reason is None:
+            return body
+        self.budget.refused += 1
+        logger.warning("answer replaced by an error: %s", reason)
+        error = JSONRPCError(jsonrpc="2.0", id=message.id, error=ErrorData(code=BUSY_CODE, message=reason))
+        return error.model_dump_json(by_alias=True, exclude_unset=True)
 
     async def _handle_post_request(self, scope: Scope, request: Request, receive: Receive, send: Send) -> None:
         self.posts_in_flight += 1
@@ -159,7 +205,9 @@ class LazyStreamTransport(StreamableHTTPServerTransport):
             return
         if isinstance(first.message, JSONRPCResponse | JSONRPCError):
             await self._clean_up_memory_streams(request_id)
-            await self._create_json_response(first.message)(scope, receive, send)
+            response = self._create_json_response(first.message)
+            del first  # the parsed answer is not needed while a slow client reads the body
+            await response(scope, receive, send)
             return
 
         sse_stream_writer, sse_stream_reader = anyio.create_memory_object_stream[dict[str, Any]](0)
@@ -205,15 +253,46 @@ class LazyStreamTransport(StreamableHTTPServerTransport):
 
 
 class SessionManager(StreamableHTTPSessionManager):
-    """The SDK's session manager, opening each session on a `LazyStreamTransport`."""
+    """The SDK's session manager, opening each session on a `LazyStreamTransport`.
+
+    At `max_sessions` a new session does not get 503: the idlest open session (no POST being answered, the
+    longest since its last request) is closed to make room, so clients that never end their sessions cannot
+    lock a profile. The closed session's ID answers 404 from then on (clients initialize again).
+    """
+
+    evicted = 0
+    """Sessions closed to make room for new ones."""
+
+    budget: CallBudget | None = None
+    """The profile's caps on calls and answer bytes, handed to every session's transport."""
 
     def posts_in_flight(self) -> int:
         """POSTs of this manager's sessions still being answered."""
         return sum(getattr(transport, "posts_in_flight", 0) for transport in list(self._server_instances.values()))
 
+    def open_sessions(self) -> int:
+        """Stateful sessions currently open (initialized or opening), whatever they have done since."""
+        return len(self._server_instances)
+
+    def _evict_idlest(self) -> None:
+        def idleness(item: tuple[str, Any]) -> tuple[bool, float]:
+            transport = item[1]
+            return (getattr(transport, "posts_in_flight", 0) > 0, getattr(transport, "last_active", 0.0))
+
+        session_id, transport = min(self._server_instances.items(), key=idleness)
+        self._server_instances.pop(session_id, None)
+        self._session_owners.pop(session_id, None)
+        self.evicted += 1
+        idle = time.monotonic() - getattr(transport, "last_active", 0.0)
+        logger.info(
+            "%d sessions open (security.max_sessions): closing the idlest one, idle for %.0f s", self.max_sessions, idle
+        )
+        assert self._task_group is not None
+        self._task_group.start_soon(self._discard_session, session_id, transport)
+
     def _admit_session(self, requestor: Any) -> StreamableHTTPServerTransport | None:
-        if self.max_sessions is not None and len(self._server_instances) >= self.max_sessions:
-            return None
+        while self.max_sessions is not None and self._server_instances and len(self._server_instances) >= self.max_sessions:
+            self._evict_idlest()
         http_transport = LazyStreamTransport(
             mcp_session_id=uuid4().hex,
             is_json_response_enabled=self.json_response,
@@ -222,6 +301,8 @@ class SessionManager(StreamableHTTPSessionManager):
             retry_interval=self.retry_interval,
             idle_timeout=self.session_idle_timeout,
         )
+        http_transport.last_active = time.monotonic()
+        http_transport.budget = self.budget
         session_id = http_transport.mcp_session_id
         assert session_id is not None
         if requestor is not None:

@@ -86,7 +86,8 @@ async def test_a_misbehaving_upstream_costs_only_its_own_tools(config_repo, gate
         assert server["state"] in ("starting", "failed")
 
 
-async def test_repeated_crashes_leave_the_server_failed(config_repo, gateway_factory):
+@pytest.mark.timeout(300)
+async def test_repeated_crashes_show_failed_while_the_server_keeps_being_retried(config_repo, gateway_factory):
     config_repo.write_profile(
         "p", {"bad": {**fixture_server("misbehaving_server.py", "--mode", "exit"), "timeout_seconds": 2}}
     )
@@ -96,6 +97,8 @@ async def test_repeated_crashes_leave_the_server_failed(config_repo, gateway_fac
     )
     assert server["restarts"] >= 3
     assert server["error"]
+    restarts = server["restarts"]
+    wait_for(lambda: gateway.status()["profiles"]["p"]["servers"]["bad"]["restarts"] > restarts, timeout=60)
 
 
 async def test_stop_leaves_no_process_behind_even_with_a_wrapper_and_grandchild(config_repo, gateway_factory):

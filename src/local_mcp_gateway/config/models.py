@@ -51,6 +51,11 @@ DEFAULT_PORT = 8080
 DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
 DEFAULT_REQUESTS_PER_MINUTE = 100
 DEFAULT_TRAFFIC_ENTRIES = 1000
+DEFAULT_MAX_SESSIONS = 1000
+DEFAULT_SESSION_IDLE_SECONDS = 30 * 60.0
+DEFAULT_MAX_PER_SESSION_UPSTREAMS = 16
+DEFAULT_MAX_CALLS_IN_FLIGHT = 64
+DEFAULT_MAX_BUFFERED_RESULT_BYTES = 64 * 1024 * 1024
 
 ServerKind = Literal["stdio", "remote", "inprocess"]
 
@@ -269,6 +274,17 @@ class SecurityConfig(_Model):
     """If any: the program a stdio command runs must match one: a name glob means the program found for it on the gateway's PATH (a `./bin/uvx` script is not `uvx`), a glob starting with `/` an absolute path."""
     tls: TlsConfig = TlsConfig()
     """Certificate and key to serve HTTPS directly."""
+    # -- bounds on what clients can make the gateway hold (each applies to every profile on its own) --
+    max_sessions: int = Field(default=DEFAULT_MAX_SESSIONS, ge=1)
+    """Most open client sessions per profile; at the cap, opening one closes the idlest session (no request being answered, longest since its last request)."""
+    session_idle_seconds: float = Field(default=DEFAULT_SESSION_IDLE_SECONDS, gt=0)
+    """A client session with no request (and no open GET stream) for this long is closed, with its per-session upstreams."""
+    max_per_session_upstreams: int = Field(default=DEFAULT_MAX_PER_SESSION_UPSTREAMS, ge=1)
+    """Most live upstreams of one `isolation: per_session` server per profile; at the cap, the one unused longest (no call in flight) is stopped, and its session's next call starts it again."""
+    max_calls_in_flight: int = Field(default=DEFAULT_MAX_CALLS_IN_FLIGHT, ge=1)
+    """Most MCP requests per profile being answered at once (a slow client reading its answer counts until it has read it); past it a request gets an error at once."""
+    max_buffered_result_bytes: int = Field(default=DEFAULT_MAX_BUFFERED_RESULT_BYTES, ge=1024)
+    """Most bytes of answers per profile waiting to be read by clients; an answer that does not fit gets an error instead, and new requests are refused while the answers held reach it."""
 
 
 class TrafficLogConfig(_Model):

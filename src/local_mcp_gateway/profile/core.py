@@ -9,6 +9,7 @@ route by client name or URI, and pass results through untouched.
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,8 +17,6 @@ from typing import Any
 import anyio
 import mcp.types as types
 from anyio.abc import TaskGroup
-from mcp.server.connection import Connection
-from mcp.server.context import ServerRequestContext
 from mcp.server.session import ServerSession
 from mcp.server.subscriptions import (
     InMemorySubscriptionBus,
@@ -29,13 +28,14 @@ from mcp.server.subscriptions import (
 )
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from local_mcp_gateway.budget import CallBudget
 from local_mcp_gateway.security import TrafficLog
 from local_mcp_gateway.transport import SessionManager
-from local_mcp_gateway.catalog import Catalog
+from local_mcp_gateway.catalog import Catalog, build_catalog
 from local_mcp_gateway.gitops.enforce import guarded_catalog
 from local_mcp_gateway.profile.handlers import RequestHandlers, quietly
+from local_mcp_gateway.profile.sessions import SessionViews
 from local_mcp_gateway.profile.view import View
 from local_mcp_gateway.upstream import eras
 from local_mcp_gateway.upstream.connection import STOP_GRACE, AuthFactory, Upstream, UpstreamState
@@ -50,11 +50,6 @@ SESSION_IDLE_TIMEOUT = 30 * 60.0
 DRAIN_POLL = 0.05
 """How often a stopping profile looks whether its last requests have been answered."""
 
-FIRST_USE_WAIT = 30.0
-"""Longest wait for a per-session upstream to come up before the first request is answered without it."""
-
-_STATE_KEY = "local_mcp_gateway"
-
 _LISTEN_EVENTS = {"tools": ToolsListChanged(), "prompts": PromptsListChanged(), "resources": ResourcesListChanged()}
 
 
@@ -63,9 +58,16 @@ class ProfileOptions:
     """Transport-level settings of a profile's endpoint."""
 
     security: TransportSecuritySettings | None = None
-    max_sessions: int | None = 10_000
+    max_sessions: int | None = 1000
+    """Most open client sessions; at the cap the idlest is closed to make room (see `transport.SessionManager`)."""
     max_request_bytes: int = 4 * 1024 * 1024
     session_idle_timeout: float | None = SESSION_IDLE_TIMEOUT
+    max_per_session_upstreams: int = 16
+    """Most live upstreams of one `per_session` server; at the cap the one unused longest is stopped."""
+    max_calls_in_flight: int = 64
+    """Most requests being answered at once (see `budget.CallBudget`)."""
+    max_buffered_result_bytes: int = 64 * 1024 * 1024
+    """Most bytes of answers waiting to be read by clients (see `budget.CallBudget`)."""
     request_state_keys: list[bytes] | None = None
     """Keys sealing 2026-07-28 `requestState` (shared by replicas); None: a key of this process only."""
     module_stamps: Mapping[str, str | None] = field(default_factory=dict)
@@ -77,7 +79,7 @@ class ProfileOptions:
     hidden or blocked; None: no lock enforced."""
 
 
-class Profile(RequestHandlers):
+class Profile(RequestHandlers, SessionViews):
     """A served profile (see module docstring)."""
 
     def __init__(
@@ -117,6 +119,8 @@ class Profile(RequestHandlers):
             max_sessions=options.max_sessions,
             session_idle_timeout=options.session_idle_timeout,
         )
+        self.budget = CallBudget(slug, options.max_calls_in_flight, options.max_buffered_result_bytes)
+        self.manager.budget = self.budget
         self._rebuild_catalog()
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
@@ -165,6 +169,9 @@ class Profile(RequestHandlers):
                 self.traffic = traffic
             self.server.middleware = self._middleware()
         self.manager.security_settings = options.security
+        self.manager.max_sessions = options.max_sessions
+        self.budget.configure(options.max_calls_in_flight, options.max_buffered_result_bytes)
+        self.manager.session_idle_timeout = options.session_idle_timeout
         before = self._catalog
         old = {server.name: server for server in self.servers}
         new = {server.name: server for server in servers}
@@ -206,6 +213,31 @@ class Profile(RequestHandlers):
                 self._notify_changes(views_before.get(id(view), before), self._catalog_of(view), [view], publish=False)
             self._notify_changes(before, self._catalog, [])
 
+    def retry_now(self) -> int:
+        """Connect at once every upstream of this profile that is waiting to retry (a reload asks for this)."""
+        return sum(upstream.retry_now() for upstream in self._all_upstreams())
+
+    async def route_when_down(self, view: View, kind: str, name: str) -> Any:
+        """The route of a tool or prompt name that no current route knows, once its server is back.
+
+        A server that is down (restarting, or `failed` and waiting for its next attempt) is still known by the
+        names it offered when it was last ready: the call retries it at once (bounded) and goes through if it
+        comes back, else it gets the server's retryable "restarting" error. Other names are unknown (-32602).
+        """
+        for server in self.servers:
+            upstream = self.upstreams.get(server.name) or view.own.get(server.name)
+            if upstream is None or upstream.state == UpstreamState.READY or not server.enabled:
+                continue
+            known = build_catalog([(server, upstream.known_listings)])
+            if name in (known.tool_routes if kind == "tool" else known.prompt_routes):
+                await upstream.wait_ready()
+                catalog = self._catalog_of(view)
+                route = (catalog.tool_routes if kind == "tool" else catalog.prompt_routes).get(name)
+                if route is None:
+                    raise upstream.restarting_error()
+                return route
+        raise MCPError(types.INVALID_PARAMS, f"Unknown {kind}: {name}")
+
     async def wait_settled(self, timeout: float) -> None:
         """Wait (bounded) until every shared upstream is ready or has failed."""
         with anyio.move_on_after(timeout):
@@ -213,8 +245,8 @@ class Profile(RequestHandlers):
                 await upstream.wait_settled(timeout)
 
     async def handle(self, scope: Any, receive: Any, send: Any) -> None:
-        """Serve one HTTP request on this profile's MCP endpoint."""
-        await self.manager.handle_request(scope, receive, send)
+        """Serve one HTTP request on this profile's MCP endpoint (counted against its `budget`)."""
+        await self.budget.serve(self.manager.handle_request, scope, receive, send)
 
     def _all_upstreams(self) -> list[Upstream]:
         found = list(self.upstreams.values())
@@ -240,17 +272,19 @@ class Profile(RequestHandlers):
                     tools=self._catalog.server_count(server.name),
                     restarts=upstream.restarts,
                     error=upstream.error,
+                    next_retry_at=_iso(upstream.next_retry_at),
                 )
                 entry.update(eras.line_status(upstream))
                 if upstream.auth_url:
                     entry["auth_url"] = upstream.auth_url
             else:
-                sessions = [v.own[server.name] for v in self._views.values() if server.name in v.own]
+                live = [upstream for _, upstream in self.per_session_upstreams(server.name)]
                 entry.update(
                     state=str(UpstreamState.DISABLED) if not server.enabled else "per_session",
-                    sessions=len(sessions),
+                    upstreams=len(live),
+                    sessions=len(live),  # kept for readers of the older field (the dashboard)
                     tools=None,
-                    restarts=sum(u.restarts for u in sessions),
+                    restarts=sum(u.restarts for u in live),
                     error=None,
                 )
             if server.description:
@@ -258,7 +292,10 @@ class Profile(RequestHandlers):
             servers[server.name] = entry
         return {
             "description": self.description,
-            "sessions": len(self._views),
+            "sessions": self.manager.open_sessions(),
+            "sessions_evicted": self.manager.evicted,
+            "per_session_upstreams": sum(entry.get("upstreams", 0) for entry in servers.values()),
+            **self.budget.status(),
             "clashes": list(self._catalog.clashes),
             "servers": servers,
         }
@@ -339,66 +376,15 @@ class Profile(RequestHandlers):
             for kind in kinds:
                 self._tg.start_soon(self.bus.publish, _LISTEN_EVENTS[kind])
 
-    # -- the caller's view -------------------------------------------------------------------------------------
-
-    async def _view(self, ctx: ServerRequestContext[Any, Any]) -> View:
-        connection: Connection = ctx.session._connection  # the SDK exposes the connection only privately
-        if connection.protocol_version in MODERN_PROTOCOL_VERSIONS:
-            view = self._stateless_view
-        else:
-            view = connection.state.get(_STATE_KEY)
-            if view is None:
-                view = View(session=ctx.session)
-                connection.state[_STATE_KEY] = view
-                self._views[id(connection)] = view
-                connection.exit_stack.push_async_callback(self._close_view, id(connection), view)
-        if len(self.upstreams) < len(self.servers):
-            await self._start_own(view)
-        await self._settle_first_start()
-        return view
-
-    async def _settle_first_start(self) -> None:
-        """Hold a request (bounded) while a server of this profile is still on its first start.
-
-        Right after startup or a reload added a server, its tools are a moment away; answering a list or a call
-        in that moment would show the client a profile without them.
-        """
-        starting = [u for u in self.upstreams.values() if u.state == UpstreamState.STARTING and not u.ever_ready]
-        if starting:
-            with anyio.move_on_after(FIRST_USE_WAIT):
-                for upstream in starting:
-                    await upstream.wait_settled(FIRST_USE_WAIT)
-
-    async def _start_own(self, view: View) -> None:
-        missing = [
-            s for s in self.servers if s.name not in self.upstreams and s.name not in view.own and s.enabled
-        ]
-        if not missing or self._tg is None:
-            return
-        started = []
-        for server in missing:
-            upstream = Upstream(server, self, auth=self._auth)
-            view.own[server.name] = upstream
-            self._tg.start_soon(upstream.run)
-            started.append(upstream)
-        with anyio.move_on_after(FIRST_USE_WAIT):
-            for upstream in started:
-                await upstream.wait_settled(FIRST_USE_WAIT)
-        view.own_version += 1
-
-    async def _close_view(self, key: int, view: View) -> None:
-        self._views.pop(key, None)
-        for upstream in view.own.values():
-            upstream.stop()
-        for uri in view.subscriptions:
-            await self._maybe_unsubscribe_upstream(uri, view)
-        view.session = None
-
     def _upstream(self, view: View, server: str) -> Upstream:
         upstream = self.upstreams.get(server) or view.own.get(server)
         if upstream is None:
             raise MCPError(types.INTERNAL_ERROR, f"server {server!r} is not available")
         return upstream
+
+def _iso(when: float | None) -> str | None:
+    return datetime.fromtimestamp(when, timezone.utc).isoformat(timespec="seconds") if when is not None else None
+
 
 def _same_connection(old: Any, new: Any) -> bool:
     """Whether a server's upstream connection can be kept across a reload."""

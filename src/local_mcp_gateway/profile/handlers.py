@@ -118,9 +118,7 @@ class RequestHandlers:
 
     async def _call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> Any:
         view = await self._view(ctx)
-        route = self._catalog_of(view).tool_routes.get(params.name)
-        if route is None:
-            raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name}")
+        route = self._catalog_of(view).tool_routes.get(params.name) or await self.route_when_down(view, "tool", params.name)
         upstream = self._upstream(view, route.server)
         arguments = params.arguments
         if upstream.server.coerce_arguments:
@@ -132,9 +130,7 @@ class RequestHandlers:
 
     async def _get_prompt(self, ctx: Any, params: types.GetPromptRequestParams) -> Any:
         view = await self._view(ctx)
-        route = self._catalog_of(view).prompt_routes.get(params.name)
-        if route is None:
-            raise MCPError(types.INVALID_PARAMS, f"Unknown prompt: {params.name}")
+        route = self._catalog_of(view).prompt_routes.get(params.name) or await self.route_when_down(view, "prompt", params.name)
         request = types.GetPromptRequest(
             params=types.GetPromptRequestParams(name=route.upstream_name, arguments=params.arguments, _meta=_forward_meta(ctx))
         )

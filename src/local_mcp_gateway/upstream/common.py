@@ -46,8 +46,26 @@ class Caller:
         return ServerMessageMetadata(related_request_id=self.request_id) if self.request_id is not None else None
 
     async def ask(self, request: types.ServerRequest, result_type: type[Any]) -> Any:
-        """Put a server-to-client request (sampling, elicitation, roots) to this caller and return its answer."""
+        """Put a server-to-client request (sampling, elicitation, roots) to this caller and return its answer.
+
+        A client that did not declare the capability the request needs is never asked: the upstream gets an
+        error at once (rather than waiting for an answer that cannot come until its call times out).
+        """
+        needed = REQUIRED_CAPABILITY.get(request.method)
+        if needed is not None and not self.session.check_client_capability(needed[1]):
+            raise MCPError(
+                types.INVALID_REQUEST,
+                f"{request.method}: the client of this call did not declare the {needed[0]} capability",
+            )
         return await self.session.send_request(request, result_type, metadata=self.metadata)
+
+
+REQUIRED_CAPABILITY: dict[str, tuple[str, types.ClientCapabilities]] = {
+    "sampling/createMessage": ("sampling", types.ClientCapabilities(sampling=types.SamplingCapability())),
+    "elicitation/create": ("elicitation", types.ClientCapabilities(elicitation=types.ElicitationCapability())),
+    "roots/list": ("roots", types.ClientCapabilities(roots=types.RootsCapability())),
+}
+"""Server-to-client requests and the client capability each needs (name, and the form `check_client_capability` takes)."""
 
 
 @dataclass

@@ -22,7 +22,7 @@ from pydantic import TypeAdapter
 
 from local_mcp_gateway import __version__
 from local_mcp_gateway.errors import UpstreamError
-from local_mcp_gateway.redact import RedactedText
+from local_mcp_gateway.redact import RedactedText, redact_text
 from local_mcp_gateway.upstream import eras
 from local_mcp_gateway.upstream.backchannel import BackChannel
 from local_mcp_gateway.upstream.common import (
@@ -38,6 +38,7 @@ from local_mcp_gateway.upstream.common import (
 )
 from local_mcp_gateway.upstream.listing import ListingsKeeper
 from local_mcp_gateway.upstream.stdio import StdioProcess
+from local_mcp_gateway.upstream.supervision import Backoff, RetrySchedule
 from local_mcp_gateway.upstream.transports import open_transport
 
 __all__ = [
@@ -56,18 +57,6 @@ logger = logging.getLogger(__name__)
 RAW_RESULT: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
 """Results are passed through as received: no model round trip on the hot path."""
 
-BACKOFF_INITIAL = 0.5
-"""Seconds before the first restart after a crash; doubled per consecutive crash."""
-
-BACKOFF_MAX = 30.0
-"""Longest wait between two restarts."""
-
-MAX_CONSECUTIVE_CRASHES = 5
-"""After this many crashes in a row the server stays `failed` until its configuration changes."""
-
-STABLE_AFTER = 30.0
-"""Seconds of uninterrupted service after which the crash count starts again from zero."""
-
 STARTUP_GRACE = 10.0
 """Least time a server gets to start and answer initialize (and the first listings), whatever its timeout_seconds:
 a process start (an interpreter, `npx`) can take longer than a request may."""
@@ -83,6 +72,9 @@ AuthFactory = Callable[["Upstream"], Any]
 
 NEEDS_AUTH_RETRY = 5.0
 """Seconds between attempts while a server waits for an OAuth login (tokens may arrive from `auth login`)."""
+
+RESTART_WAIT = 10.0
+"""Longest time a call waits for its server to come back from a restart before it gets a retryable error."""
 
 Connector = Callable[["Upstream"], Any]
 """Returns an async context manager yielding (read, write) for the upstream (the default opens its transport)."""
@@ -131,6 +123,15 @@ class Upstream(ListingsKeeper, BackChannel):
         self.ever_ready = False
         """Whether this upstream has been ready at least once (a first start is waited for by requests)."""
         self._authorized = anyio.Event()
+        self.backoff = Backoff()
+        self.retry = RetrySchedule()
+        """When the next attempt is due after the connection ended (see `upstream.supervision`)."""
+        self._ready = anyio.Event()
+        self._ready_since: float | None = None
+        self.last_used = time.monotonic()
+        """Monotonic time a call through this upstream last began or ended."""
+        self.known_listings = Listings()
+        """What the server offered when it was last ready: calls for it are known while it is down."""
 
     # -- state -------------------------------------------------------------------------------------------
 
@@ -155,6 +156,19 @@ class Upstream(ListingsKeeper, BackChannel):
         with anyio.move_on_after(timeout):
             await self._ready_or_failed.wait()
 
+    @property
+    def calls_in_flight(self) -> int:
+        return self._in_flight
+
+    def retry_now(self) -> bool:
+        """Cut a backoff wait short and connect at once (a reload asks for this); whether a wait was cut."""
+        return self.retry.wake()
+
+    @property
+    def next_retry_at(self) -> float | None:
+        """Wall-clock time of the next connection attempt while the server is down and waiting, else None."""
+        return self.retry.next_retry_at
+
     def stop(self) -> None:
         """Ask the owner task to close the connection (after in-flight calls, bounded by `STOP_GRACE`)."""
         self._stop.set()
@@ -164,14 +178,17 @@ class Upstream(ListingsKeeper, BackChannel):
     # -- the owner task --------------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Connect, serve, reconnect with backoff; return once `stop()` is called or the server has failed."""
+        """Connect, serve, and connect again with backoff whenever the connection ends, until `stop()`.
+
+        There is no state it gives up in: after repeated crashes the server shows `failed` but is still retried
+        (see `upstream.supervision`), and a reload or a client call can bring the next attempt forward.
+        """
         if not self.server.enabled:
             self._ready_or_failed.set()
             return
-        crashes = 0
         try:
             while not self._stop.is_set():
-                started = time.monotonic()
+                self.retry.attempt_started()
                 try:
                     await self._connect_and_serve()
                 except Exception as exc:  # one upstream's failure never propagates to the profile
@@ -181,37 +198,43 @@ class Upstream(ListingsKeeper, BackChannel):
                     self.error = describe(exc)
                     logger.warning("upstream %s failed: %s", self.label, self.error)
                 finally:
-                    self._session = None
+                    self._lost()
                 if self._stop.is_set():
                     break
                 self._ready_or_failed.set()  # the first attempt is over: nobody waits on this server any longer
-                if time.monotonic() - started > STABLE_AFTER:
-                    crashes = 0
-                crashes += 1
+                served = time.monotonic() - self._ready_since if self._ready_since is not None else 0.0
+                self._ready_since = None
                 if self.error is None:
                     self.error = "the server closed the connection"
-                if crashes >= MAX_CONSECUTIVE_CRASHES:
+                delay = self.backoff.crashed(served)
+                if self.backoff.failing:
+                    if self.state != UpstreamState.FAILED:
+                        logger.error(
+                            "upstream %s failed %d times in a row; still retrying, at most %g s apart",
+                            self.label,
+                            self.backoff.crashes,
+                            self.backoff.maximum,
+                        )
                     self.state = UpstreamState.FAILED
-                    self._ready_or_failed.set()
                     self._set_listings(Listings())
-                    logger.error(
-                        "upstream %s failed %d times in a row; it stays failed until its configuration changes",
-                        self.label,
-                        crashes,
-                    )
-                    return
-                self.state = UpstreamState.STARTING if self.state != UpstreamState.FAILED else self.state
-                self._set_listings(Listings())
-                delay = min(BACKOFF_INITIAL * 2 ** (crashes - 1), BACKOFF_MAX)
+                elif self.state != UpstreamState.FAILED:
+                    # A restart keeps the listings: clients keep seeing the tools, and their calls wait for it.
+                    self.state = UpstreamState.STARTING
                 logger.info("restarting upstream %s in %.1f s", self.label, delay)
-                with anyio.move_on_after(delay):
-                    await self._stop.wait()
+                await self.retry.wait(delay, self._stop)
                 if not self._stop.is_set():
                     self.restarts += 1
-                    self.state = UpstreamState.STARTING
         finally:
-            self.state = UpstreamState.STOPPED if self.state != UpstreamState.FAILED else self.state
+            self.state = UpstreamState.STOPPED
             self._ready_or_failed.set()
+
+    def _lost(self) -> None:
+        """The connection is gone (its teardown may still take a moment): calls from now on wait for the next one."""
+        self._session = None
+        if self._ready.is_set():
+            self._ready = anyio.Event()
+        if self.state == UpstreamState.READY and not self._stop.is_set():
+            self.state = UpstreamState.STARTING
 
     def mark_needs_auth(self, url: str) -> None:
         """An OAuth login is needed: show `url` in /status; the connection attempt waits, unbounded by the timeout."""
@@ -286,7 +309,10 @@ class Upstream(ListingsKeeper, BackChannel):
                 self.state = UpstreamState.READY
                 self.ever_ready = True
                 self.error = None
+                self._ready_since = time.monotonic()
+                self.known_listings = listings
                 self._set_listings(listings)
+                self._ready.set()
                 self._ready_or_failed.set()
                 logger.info("upstream %s ready: %d tools", self.label, len(listings.tools))
                 if self._log_level is not None:
@@ -304,12 +330,43 @@ class Upstream(ListingsKeeper, BackChannel):
                 if self._stop.is_set():
                     with anyio.move_on_after(STOP_GRACE):
                         await self._idle.wait()
-                self._session = None
+                self._lost()
                 tg.cancel_scope.cancel()
             if not self._stop.is_set():
                 raise UpstreamError("the server closed the connection")
 
     # -- calls from request handlers -------------------------------------------------------------------------
+
+    async def wait_ready(self) -> ClientSession:
+        """The session of a server that is (re)starting, once it is ready again (bounded by `RESTART_WAIT`).
+
+        A call to a server that is down brings its next attempt forward (see `RetrySchedule.wake_for_call`); if the
+        server is not back in time the call gets a retryable error naming it.
+        """
+        if self.state in (UpstreamState.STOPPED, UpstreamState.DISABLED) or self._stop.is_set():
+            raise MCPError(types.INTERNAL_ERROR, f"server {self.name!r} is not available ({self.state})")
+        if self.state == UpstreamState.NEEDS_AUTH:
+            raise MCPError(
+                types.INTERNAL_ERROR, f"upstream {self.name} needs an OAuth login (local-mcp-gateway auth login {self.name})"
+            )
+        self.retry.wake_for_call()
+        with anyio.move_on_after(min(self.server.timeout_seconds, RESTART_WAIT)):
+            await self._ready.wait()
+        session = self._session
+        if session is not None and self.state == UpstreamState.READY:
+            return session
+        raise self.restarting_error()
+
+    def restarting_error(self) -> MCPError:
+        """The retryable error a call gets while this server is down: its name, state and last error."""
+        detail = f"; last error: {redact_text(self.error)}" if self.error else ""  # errors can quote URLs, headers
+        when = self.retry.next_retry_at
+        retry = f"; next attempt in {max(when - time.time(), 0):.1f} s" if when is not None else ""
+        return MCPError(
+            types.INTERNAL_ERROR,
+            f"upstream {self.name} is restarting ({self.state}{retry}{detail}); retry the call",
+            {"server": self.name, "state": str(self.state), "retryable": True},
+        )
 
     async def request(
         self,
@@ -321,9 +378,10 @@ class Upstream(ListingsKeeper, BackChannel):
         """Send `request` upstream and return the raw result; the call is cancelled after `timeout_seconds`."""
         session = self._session
         if session is None or self.state != UpstreamState.READY:
-            raise MCPError(types.INTERNAL_ERROR, f"server {self.name!r} is not available ({self.state})")
+            session = await self.wait_ready()
         if caller is not None:
             self._callers.append(caller)
+        self.last_used = time.monotonic()
         self._in_flight += 1
         self._idle = anyio.Event() if self._idle.is_set() else self._idle
         try:
@@ -334,6 +392,7 @@ class Upstream(ListingsKeeper, BackChannel):
                 f"server {self.name!r} did not answer within {self.server.timeout_seconds:g} s; the call was cancelled",
             )
         finally:
+            self.last_used = time.monotonic()
             self._in_flight -= 1
             if caller is not None:
                 self._callers.remove(caller)
