@@ -20,6 +20,7 @@ import anyio
 from anyio.abc import TaskGroup
 from mcp.server.transport_security import TransportSecuritySettings
 
+from local_mcp_gateway import observability
 from local_mcp_gateway.app import GatewayASGI, create_app
 from local_mcp_gateway.config.load import load_snapshot
 from local_mcp_gateway.config.resolve import resolve_profile
@@ -176,9 +177,12 @@ class Gateway:
                 generation = await anyio.to_thread.run_sync(self._load_consistent, number)
                 if self._unchanged(generation):
                     logger.info("reload: nothing changed")
+                    observability.note_reload("unchanged")
                 else:
                     await self._apply(generation)
+                    observability.note_reload("applied")
             except GatewayError as exc:
+                observability.note_reload("failed")
                 self.last_reload_error = _reload_error(exc, self.config_path)
                 logger.error("reload failed; generation %d keeps serving: %s", self.generation, exc)
                 return False
@@ -328,12 +332,15 @@ async def serve(
         apply_server_limits(config, gateway.generation_info.snapshot.gateway.security)
     app = GatewayASGI(gateway, create_app(gateway))
     trigger = shutdown_trigger or _signal_trigger(gateway)
+    metrics_stop = anyio.Event()
     async with anyio.create_task_group() as tg:
         await tg.start(gateway.run)
+        tg.start_soon(observability.serve_metrics, metrics_stop)
         if on_listening is not None:
             scheme = "https" if certfile else "http"
             on_listening(f"{scheme}://{host}:{port}")
         await hypercorn_serve(app, config, shutdown_trigger=trigger)  # type: ignore[arg-type]
+        metrics_stop.set()
         tg.cancel_scope.cancel()
 
 

@@ -280,6 +280,24 @@ class LoggingConfig(_Model):
     """Redacted MCP traffic log."""
 
 
+class MetricsListenConfig(_Model):
+    """A listener of its own for `/metrics`."""
+
+    host: str = "127.0.0.1"
+    """Address to bind."""
+    port: int = Field(ge=0, le=65535)
+    """TCP port (0: any free port)."""
+
+
+class MetricsConfig(_Model):
+    """Prometheus metrics at `/metrics` (see docs/observability.md). Read at start: changes need a restart."""
+
+    enabled: bool = True
+    """Count and time requests and serve `/metrics`."""
+    listen: MetricsListenConfig | None = None
+    """Serve `/metrics` on this address only (not on the main listener, and without its guard); default: the main listener, guarded like `/status`."""
+
+
 class GatewayConfig(_Model):
     """gateway.yaml: gateway-wide settings and the shared server catalog."""
 
@@ -305,3 +323,5 @@ class GatewayConfig(_Model):
     """Host checks, CORS, rate limits, request size, keys, command allow-list, TLS."""
     logging: LoggingConfig = LoggingConfig()
     """Log level and format, and the traffic log."""
+    metrics: MetricsConfig = MetricsConfig()
+    """Prometheus metrics; traces are configured by the standard `OTEL_*` variables."""

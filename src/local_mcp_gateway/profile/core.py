@@ -9,6 +9,7 @@ route by client name or URI, and pass results through untouched.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from local_mcp_gateway import observability
 from local_mcp_gateway.security import TrafficLog
 from local_mcp_gateway.transport import SessionManager
 from local_mcp_gateway.catalog import Catalog, build_catalog
@@ -381,6 +383,7 @@ class Profile(RequestHandlers):
         view.own_version += 1
 
     async def _close_view(self, key: int, view: View) -> None:
+        observability.session_ended(self.slug, time.monotonic() - view.opened, _protocol_version(view))
         self._views.pop(key, None)
         for upstream in view.own.values():
             upstream.stop()
@@ -393,6 +396,11 @@ class Profile(RequestHandlers):
         if upstream is None:
             raise MCPError(types.INTERNAL_ERROR, f"server {server!r} is not available")
         return upstream
+
+def _protocol_version(view: View) -> str | None:
+    connection = getattr(view.session, "_connection", None)
+    return getattr(connection, "protocol_version", None)
+
 
 def _same_connection(old: Any, new: Any) -> bool:
     """Whether a server's upstream connection can be kept across a reload."""
