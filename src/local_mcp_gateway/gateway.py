@@ -332,15 +332,13 @@ async def serve(
         apply_server_limits(config, gateway.generation_info.snapshot.gateway.security)
     app = GatewayASGI(gateway, create_app(gateway))
     trigger = shutdown_trigger or _signal_trigger(gateway)
-    metrics_stop = anyio.Event()
     async with anyio.create_task_group() as tg:
         await tg.start(gateway.run)
-        tg.start_soon(observability.serve_metrics, metrics_stop)
         if on_listening is not None:
             scheme = "https" if certfile else "http"
             on_listening(f"{scheme}://{host}:{port}")
-        await hypercorn_serve(app, config, shutdown_trigger=trigger)  # type: ignore[arg-type]
-        metrics_stop.set()
+        async with observability.metrics_listener():
+            await hypercorn_serve(app, config, shutdown_trigger=trigger)  # type: ignore[arg-type]
         tg.cancel_scope.cancel()
 
 

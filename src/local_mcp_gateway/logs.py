@@ -16,10 +16,10 @@ __all__ = ["JsonFormatter", "setup_logging"]
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 QUIET_LOGGERS = ("mcp", "httpx2", "hypercorn.access", "sse_starlette", "watchfiles")
+"""Libraries whose info-level chatter drowns the gateway's own lines; they log from warning up."""
 
 SILENCED_LOGGERS = ("mcp.client.auth.oauth2",)
 """Loggers that only repeat, with a traceback, a failure the gateway already reports in its own words."""
-"""Libraries whose info-level chatter drowns the gateway's own lines; they log from warning up."""
 
 
 CONTEXT_FIELDS = ("profile", "server", "session", "trace_id", "span_id")

@@ -18,9 +18,12 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+
+import anyio
 
 from local_mcp_gateway.observability.context import log_fields, session_tag
 from local_mcp_gateway.observability.instruments import REFUSAL_REASONS, UNKNOWN, GatewayMetrics
@@ -42,7 +45,7 @@ __all__ = [
     "session_tag",
     "setup",
     "shutdown",
-    "serve_metrics",
+    "metrics_listener",
     "trace_header",
 ]
 
@@ -118,13 +121,21 @@ def metrics_text(*, main_listener: bool = True) -> str | None:
     return _state.metrics.render()
 
 
-async def serve_metrics(stop: Any) -> None:
-    """Run the own `/metrics` listener, if `metrics.listen` asks for one, until `stop` (an event) is set."""
+@asynccontextmanager
+async def metrics_listener() -> AsyncIterator[None]:
+    """While the block runs, serve `/metrics` on `metrics.listen` if it is set; it stops (gracefully) at the end."""
     if _state is None or _state.listen is None:
+        yield
         return
-    from local_mcp_gateway.observability.listener import serve_metrics as serve_listener
+    from local_mcp_gateway.observability.listener import serve_metrics
 
-    await serve_listener(*_state.listen, stop)
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(serve_metrics, *_state.listen, stop)
+        try:
+            yield
+        finally:
+            stop.set()
 
 
 def server_middleware(profile: Any) -> list[Any]:

@@ -12,6 +12,7 @@ lists (or the template that matches), protocol versions the SDK knows; anything 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
@@ -25,6 +26,9 @@ from local_mcp_gateway.observability.context import LOG_CONTEXT, SERVER_CONTEXT,
 from local_mcp_gateway.observability.instruments import UNKNOWN, GatewayMetrics
 
 __all__ = ["ServerObserver", "observe_leg"]
+
+logger = logging.getLogger("local_mcp_gateway.requests")
+"""One debug line per request served and per upstream leg (with the request's context in JSON logs)."""
 
 _VERSIONS = frozenset(KNOWN_PROTOCOL_VERSIONS)
 _NAMED = {"tools/call": "tool_routes", "prompts/get": "prompt_routes"}
@@ -151,6 +155,8 @@ class ServerObserver:
                 if counted:
                     self.metrics.in_flight.dec((self.slug,))
                 self.metrics.server_duration.observe((method, target, error, version, self.slug), elapsed)
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("%s %s: %.1f ms%s", method, target, elapsed * 1000, f" ({error})" if error else "")
             if span is not None:
                 self._end_span(span, attach, method, target, error)
             TARGET.reset(target_token)
@@ -250,6 +256,8 @@ async def observe_leg(metrics: GatewayMetrics | None, tracing: Any, upstream: An
         elapsed = time.perf_counter() - started
         if metrics is not None:
             metrics.client_duration.observe((method, target, error, version, server.profile, server.name), elapsed)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("upstream %s: %s %s: %.1f ms%s", server.name, method, target, elapsed * 1000, f" ({error})" if error else "")
         if span is not None:
             from opentelemetry import context as otel_context
             from opentelemetry import trace
