@@ -579,8 +579,10 @@ def summarize(results: dict[int, dict[str, Measure]]) -> dict[str, Any]:
             on, off = measures["gateway-http"], measures["gateway-http-nometrics"]
             ratio = on.rate / off.rate if off.rate else 0.0
             verdict: dict[str, Any] = {"value": round(ratio, 3), "target": f">= {MIN_METRICS_ON_VS_OFF_RATE}"}
-            verdict["met"] = ratio >= MIN_METRICS_ON_VS_OFF_RATE if concurrency == 8 else None
+            verdict["met"] = ratio >= MIN_METRICS_ON_VS_OFF_RATE if concurrency == 8 and on.calls and off.calls else None
             checks["gateway_metrics_on_vs_off_rate"] = verdict
+            cpu = on.cpu_ms_per_call(on.hop_cpu) - off.cpu_ms_per_call(off.hop_cpu)
+            checks["gateway_metrics_hop_cpu_ms_per_call"] = {"value": round(cpu, 3), "target": "reported", "met": None}
         if "gateway-http-traced" in measures and "gateway-http" in measures:
             traced, plain = measures["gateway-http-traced"], measures["gateway-http"]
             ratio = traced.rate / plain.rate if plain.rate else 0.0

@@ -80,11 +80,11 @@ def gated_echo(gate: Path, *args: str) -> dict[str, Any]:
     return {"command": PYTHON, "args": ["-c", script, str(gate), str(FIXTURES / "echo_server.py"), *args]}
 
 
-def prometheus_binary() -> str:
-    """The Debian `prometheus` binary; missing under CI fails the test, elsewhere it skips with the reason."""
-    found = shutil.which("prometheus")
+def prometheus_binary(name: str = "prometheus") -> str:
+    """A binary of the Debian `prometheus` package; missing under CI fails the test, elsewhere it skips."""
+    found = shutil.which(name)
     if found is None:
-        message = "the Debian package prometheus is not installed (apt-get install prometheus; .ci/run installs it)"
+        message = f"{name} is missing: the Debian package prometheus is not installed (.ci/run installs it)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+
+import httpx2
 
 import pytest
 from mcp.shared.exceptions import MCPError
 
 from tests.conftest import fixture_server, mcp_client
-from tests.observability.conftest import gated_echo, wait_for
+from tests.observability.conftest import gated_echo, prometheus_binary, wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -59,3 +62,21 @@ async def test_prometheus_sees_calls_a_bucket_and_a_killed_upstream_going_down(
     prometheus.wait_value('mcp_gateway_upstream_up{profile="team",server="victim"}', 0)
     prometheus.wait_value('mcp_gateway_upstream_up{profile="team",server="echo"}', 1)
     wait_for(lambda: (prometheus.value('mcp_gateway_upstream_restarts_total{server="victim"}') or 0) >= 1)
+
+
+async def test_the_exposition_passes_promtool(config_repo, gateway_factory):
+    promtool = prometheus_binary("promtool")
+    config_repo.write_profile("team", {"echo": fixture_server("echo_server.py")})
+    config_repo.write_gateway(security={"api_keys": ["k-0123456789abcdef"]})
+    gateway = gateway_factory(config_repo.path)
+    headers = {"authorization": "Bearer k-0123456789abcdef"}
+    async with mcp_client(gateway.url("team"), headers=headers) as client:
+        assert (await client.call_tool("echo__echo", {"text": 'quote " and \\ backslash'})).content[0].text
+        with pytest.raises(MCPError):
+            await client.call_tool("echo__boom", {})
+        await client.read_resource("echo://item/7")
+    assert httpx2.post(gateway.url("team"), json={}).status_code == 401
+    text = httpx2.get(f"{gateway.base_url}/metrics", timeout=10).text
+    assert 'gen_ai_tool_name="echo://item/{id}"' in text  # a read URI is labelled with the template it matched
+    checked = subprocess.run([promtool, "check", "metrics"], input=text.encode(), capture_output=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()

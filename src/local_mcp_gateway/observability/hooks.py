@@ -81,6 +81,8 @@ def target_label(catalog: Any, method: str, params: Mapping[str, Any] | None) ->
 
 
 def _is_tool_error(result: Any) -> bool:
+    if type(result) is dict:  # upstream results pass through as plain dicts: skip the ABC check
+        return result.get("isError") is True
     if isinstance(result, Mapping):
         return result.get("isError") is True
     return getattr(result, "is_error", False) is True

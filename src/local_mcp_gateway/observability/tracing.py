@@ -122,6 +122,8 @@ class _QueueProcessor:
                 self._counts.dropped_export_failed += len(batch)
 
     def shutdown(self) -> None:
+        if self._stopping:  # the provider's exit hook may call it again
+            return
         self._stopping = True
         self._wake.set()
         self._thread.join(SHUTDOWN_FLUSH)
