@@ -6,6 +6,7 @@ before it becomes current. `serve()` runs the profiles and Hypercorn in one task
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -26,6 +27,7 @@ from local_mcp_gateway.config.load import load_snapshot
 from local_mcp_gateway.config.resolve import resolve_profile
 from local_mcp_gateway.config.snapshot import Snapshot
 from local_mcp_gateway.errors import ConfigError, GatewayError
+from local_mcp_gateway.gitops.status import gitops_state, lock_keys, lock_status
 from local_mcp_gateway.mrtr import state_key_from_identity
 from local_mcp_gateway.oauth import manager_for
 from local_mcp_gateway.profile import Profile, ProfileOptions
@@ -36,7 +38,10 @@ from local_mcp_gateway.reload import (
     module_stamp,
     settled_changes,
     tree_stamp,
+    watch_key,
 )
+from local_mcp_gateway.replicas.gitsync import symlinks_on
+from local_mcp_gateway.replicas.keycheck import check_key
 from local_mcp_gateway.secrets import SecretStore, require_identity
 from local_mcp_gateway.security import InboundGuard, apply_server_limits
 from local_mcp_gateway.settings import EnvSettings
@@ -71,12 +76,27 @@ class Generation:
     """Keys for 2026-07-28 request state, derived from the age key (None without one: per-process keys)."""
     module_stamps: Mapping[str, str | None] = field(default_factory=dict)
     """Per in-process server module: a fingerprint of its source, so an edited module restarts its servers."""
+    locks: Mapping[str, Any] = field(default_factory=dict)
+    """Per profile with a lock policy other than `off`: its `gitops.enforce.LockGuard`."""
+    source: Mapping[str, Any] | None = None
+    """Where the configuration came from in git (see `gitops.source.config_commit`), None outside git."""
+
+    @property
+    def commit(self) -> str | None:
+        """The git commit the configuration folder holds (a repository, worktree or git-sync revision), if known."""
+        return self.source["commit"] if self.source else None
 
 
 def build_generation(config_path: Path, settings: EnvSettings, number: int) -> Generation:
-    """Load, validate and resolve the configuration (secrets decrypted); raise `GatewayError` if anything fails."""
-    snapshot = load_snapshot(config_path, environ=os.environ)
+    """Load, validate and resolve the configuration (secrets decrypted); raise `GatewayError` if anything fails.
+
+    The configuration is read from the folder `config_path` resolves to, so a symlink swapped meanwhile
+    (git-sync) cannot mix two revisions. With a key, the shared state folder is checked for the same key.
+    """
+    snapshot = load_snapshot(Path(os.path.realpath(config_path)), environ=os.environ)
     identity = require_identity(settings, snapshot)
+    if identity is not None:
+        check_key(snapshot.state_dir, identity, list(snapshot.gateway.secrets.recipients))
     store = SecretStore(snapshot.secrets_dir, identity)
     servers = {
         slug: resolve_profile(spec, secret=store.reveal_lookup, env=os.environ)
@@ -92,7 +112,8 @@ def build_generation(config_path: Path, settings: EnvSettings, number: int) -> G
     state_keys = [state_key_from_identity(identity.reveal())] if identity is not None else None
     modules = {server.module for resolved in servers.values() for server in resolved if server.module}
     stamps = {module: module_stamp(module) for module in sorted(modules)}
-    return Generation(number, snapshot, servers, api_keys, store, loaded_at, state_keys, stamps)
+    locks, source = gitops_state(snapshot)
+    return Generation(number, snapshot, servers, api_keys, store, loaded_at, state_keys, stamps, locks, source)
 
 
 def profile_options(generation: Generation) -> ProfileOptions:
@@ -177,6 +198,8 @@ class Gateway:
                 generation = await anyio.to_thread.run_sync(self._load_consistent, number)
                 if self._unchanged(generation):
                     logger.info("reload: nothing changed")
+                    assert self.generation_info is not None
+                    self.generation_info = dataclasses.replace(self.generation_info, source=generation.source)
                     observability.note_reload("unchanged")
                 else:
                     await self._apply(generation)
@@ -191,11 +214,11 @@ class Gateway:
 
     def _load_consistent(self, number: int) -> Generation:
         """Build a generation from files that did not change while they were read (bounded retries)."""
-        paths = self._watched_folders()
         for _ in range(CONSISTENT_LOAD_TRIES):
-            before = tree_stamp(paths)
+            paths = self._watched_folders()
+            before = (watch_key(paths), tree_stamp(paths))
             generation = build_generation(self.config_path, self.settings, number)
-            if tree_stamp(paths) == before:
+            if (watch_key(paths), tree_stamp(paths)) == before:
                 return generation
             time.sleep(QUIET_PERIOD_MS / 1000)
         return generation
@@ -206,6 +229,8 @@ class Gateway:
             return False
         if current.api_keys != generation.api_keys or current.module_stamps != generation.module_stamps:
             return False
+        if lock_keys(current.locks) != lock_keys(generation.locks):
+            return False
         return all(
             [s.fingerprint for s in current.servers.get(slug, ())] == [s.fingerprint for s in servers]
             for slug, servers in generation.servers.items()
@@ -215,10 +240,11 @@ class Gateway:
         """Make `generation` current: new profiles start, changed ones update in place, removed ones stop."""
         assert self._tg is not None
         snapshot = generation.snapshot
-        options = profile_options(generation)
+        base_options = profile_options(generation)
         self.oauth = manager_for(snapshot, self.settings, self.oauth)  # first: it may raise before anything changed
         for slug, servers in generation.servers.items():
             spec = snapshot.profiles[slug]
+            options = dataclasses.replace(base_options, lock=generation.locks.get(slug))
             settings = (snapshot.gateway.security, generation.api_keys[slug])
             if self._guard_settings.get(slug) != settings:
                 # A new guard only when its settings changed: rate-limit buckets survive other reloads.
@@ -253,14 +279,22 @@ class Gateway:
         return self.oauth.auth_for(upstream)
 
     def _watched_folders(self) -> list[Path]:
+        """The configuration folders where the config path resolves to now (a swapped symlink moves them)."""
+        root = Path(os.path.realpath(self.config_path)).parent
         info = self.generation_info
         if info is None:
-            return [self.config_path.parent]
-        snapshot = info.snapshot
-        return [snapshot.root, snapshot.profiles_dir, snapshot.secrets_dir]
+            return [root]
+        folders = [root]
+        for folder in (info.snapshot.profiles_dir, info.snapshot.secrets_dir):
+            try:  # a folder inside the configuration moves with it; one outside stays where it is
+                folders.append(root / folder.relative_to(info.snapshot.root))
+            except ValueError:
+                folders.append(folder)
+        return folders
 
     def _watched_paths(self) -> list[Path]:
         paths = self._watched_folders()
+        paths.extend(link.parent for link in symlinks_on(self.config_path))
         info = self.generation_info
         if info is not None:
             for servers in info.servers.values():
@@ -270,20 +304,26 @@ class Gateway:
         return sorted(set(paths))
 
     async def _watch(self) -> None:
-        """Watch the configuration files; restart the watcher when a new generation changes what is watched."""
+        """Watch the configuration files; re-aim the watcher when a new generation or a swapped symlink (git-sync)
+        changes what is watched."""
         while True:
             paths = self._watched_paths()
+            key = watch_key(paths)
             stop = anyio.Event()
+            # Let through module sources, the symlinks on the way (a swap) and the folders (created or removed).
+            extra = [p for p in paths if p.suffix == ".py"] + symlinks_on(self.config_path) + self._watched_folders()
             async with anyio.create_task_group() as tg:
 
                 async def follow_generations() -> None:
-                    while self._watched_paths() == paths:
+                    while watch_key(self._watched_paths()) == key:
                         await self._applied.wait()
                     stop.set()
 
                 tg.start_soon(follow_generations)
-                async for _ in settled_changes(paths, ConfigWatchFilter(p for p in paths if p.suffix == ".py"), stop):
+                async for _ in settled_changes(paths, ConfigWatchFilter(extra), stop):
                     self.request_reload()
+                    if watch_key(self._watched_paths()) != key:
+                        stop.set()  # the link points elsewhere: watch the new revision's folders
                 tg.cancel_scope.cancel()
             if not stop.is_set():  # the watcher ended by itself (a folder went away): look again shortly
                 await anyio.sleep(QUIET_PERIOD_MS / 1000)
@@ -297,12 +337,17 @@ class Gateway:
         return {
             "generation": self.generation,
             "config_digest": info.snapshot.digest if info else None,
+            "config_commit": info.commit if info else None,
+            "config_source": info.source if info else None,
             "loaded_at": info.loaded_at if info else None,
             "last_reload_error": self.last_reload_error,
             "ready": self.ready,
             "default_profile": self.default_profile,
             "oauth": self.oauth.status() if self.oauth is not None else {},
-            "profiles": {slug: profile.status() for slug, profile in sorted(self.profiles.items())},
+            "profiles": {
+                slug: {**profile.status(), "lock": lock_status(profile.options.lock)}
+                for slug, profile in sorted(self.profiles.items())
+            },
         }
 
 
