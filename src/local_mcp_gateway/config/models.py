@@ -34,6 +34,7 @@ __all__ = [
     "ToolOverride",
     "ToolsConfig",
     "TrafficLogConfig",
+    "UIConfig",
 ]
 
 AGE_RECIPIENT_PATTERN = r"^age1[02-9ac-hj-np-z]{58}$"
@@ -129,8 +130,8 @@ class _ServerFields(_Model):
     """Longest time one request to this server may take."""
     isolation: Literal["shared", "per_session"] = "shared"
     """`shared`: one upstream connection for all clients; `per_session`: one per client session."""
-    protocol: Literal["auto", "handshake"] = "auto"
-    """Protocol line towards this server: `auto` speaks 2026-07-28 where the server answers `server/discover`, else the handshake line; `handshake` always uses `initialize` (for servers whose tools ask their caller with server-initiated requests, which 2026-07-28 does not carry)."""
+    protocol: Literal["auto", "handshake", "modern"] = "auto"
+    """Protocol line towards this server. `auto`: mirror each client, towards a server that speaks both lines (2026-07-28 clients over a 2026-07-28 connection, session clients over a handshake connection, opened on first use); a server that does not answer `server/discover` gets the handshake line for everyone. `handshake`: always `initialize`. `modern`: always 2026-07-28 (a server that does not answer `server/discover` fails to start)."""
     tools: ToolsConfig = ToolsConfig()
     """Which tools clients see, and overrides of their names, descriptions and schemas."""
     coerce_arguments: bool = True
@@ -255,7 +256,7 @@ class SecurityConfig(_Model):
     """Protection of the /mcp endpoints."""
 
     allowed_hosts: list[Glob] = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
-    """Host header values accepted, `host:port` where `*` matches anything (nothing else is special, so `[::1]:*` is literal); others get 421. Guards against DNS rebinding."""
+    """Host header values accepted on every route, `host:port`: `*` in the port matches digits only (`127.0.0.1:*` is any port, never `127.0.0.1:80.attacker.example`), `*` in the host a run of name characters; nothing else is special, so `[::1]:*` is literal. Others get 421. Guards against DNS rebinding."""
     cors_origins: list[Annotated[str, StringConstraints(pattern=r"^https?://[^/\s]+$")]] = []
     """Exact browser origins (`https://app.example`) allowed cross-origin; empty: no CORS headers."""
     rate_limit: RateLimitConfig = RateLimitConfig()
@@ -265,7 +266,7 @@ class SecurityConfig(_Model):
     api_keys: list[Template] = []
     """Keys accepted on every profile as `Authorization: Bearer <key>`. Write them as `${secret:NAME}`."""
     allowed_commands: list[Glob] = []
-    """If any: stdio commands (as written, or their basename) must match one of these globs."""
+    """If any: the program a stdio command runs must match one: a name glob means the program found for it on the gateway's PATH (a `./bin/uvx` script is not `uvx`), a glob starting with `/` an absolute path."""
     tls: TlsConfig = TlsConfig()
     """Certificate and key to serve HTTPS directly."""
 
@@ -308,6 +309,17 @@ class MetricsConfig(_Model):
     """Serve `/metrics` on this address only (not on the main listener, and without its guard); default: the main listener, guarded like `/status`."""
 
 
+class UIConfig(_Model):
+    """The read-only dashboard at /ui/ (status, tools, traffic, client setup)."""
+
+    enabled: bool = True
+    """Serve /ui/. Its code is loaded on the first request, so a gateway nobody looks at does not pay for it."""
+    loopback: bool = True
+    """Callers on 127.0.0.1/::1 may open /ui/ without a key. Set false behind a reverse proxy on the same host, where every caller looks local."""
+    admin_keys: list[Template] = []
+    """Keys that open /ui/ from any address: sent as `Authorization: Bearer <key>`, or typed once into the page's sign-in form (the browser then holds a session cookie, never the key). Write them as `${secret:NAME}`."""
+
+
 class GatewayConfig(_Model):
     """gateway.yaml: gateway-wide settings and the shared server catalog."""
 
@@ -335,3 +347,5 @@ class GatewayConfig(_Model):
     """Log level and format, and the traffic log."""
     metrics: MetricsConfig = MetricsConfig()
     """Prometheus metrics; traces are configured by the standard `OTEL_*` variables."""
+    ui: UIConfig = UIConfig()
+    """The read-only dashboard at /ui/ and who may open it."""
