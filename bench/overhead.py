@@ -7,6 +7,9 @@ Targets (all end at the same `bench/upstream.py` server and its `echo` tool):
     c  gateway-http     through `local-mcp-gateway` with that HTTP upstream
     d  gateway-stdio    through `local-mcp-gateway` with a stdio upstream
     e  mcp-proxy        through `mcp-proxy` (PyPI, its own venv) with the same stdio upstream: the peer
+    f  gateway-http-nometrics   as c, with `metrics: {enabled: false}`: c against f is the price of metrics
+    g  gateway-http-traced      as c, with an OTLP trace exporter configured (`OTEL_EXPORTER_OTLP_ENDPOINT`,
+                                spans sent to a local sink that answers 200): g against c is the price of tracing
 
 Method: one client (the SDK's `ClientSession` over `streamable_http_client` with an `httpx2.AsyncClient`,
 protocol 2025-11-25), one session per concurrent worker, each calling `echo` in a loop and checking the
@@ -93,11 +96,33 @@ TARGET_LABELS = {
     "gateway-http": "c  gateway, HTTP upstream",
     "gateway-stdio": "d  gateway, stdio upstream",
     "mcp-proxy": "e  mcp-proxy, stdio upstream",
+    "gateway-http-nometrics": "f  gateway, HTTP upstream, metrics off",
+    "gateway-http-traced": "g  gateway, HTTP upstream, traces exported",
 }
 ALL_TARGETS = tuple(TARGET_LABELS)
 
 MIN_GATEWAY_VS_FORWARDER_RATE = 0.8
 MAX_GATEWAY_P50_EXCESS_MS = 1.0
+MIN_METRICS_ON_VS_OFF_RATE = 0.97
+"""Metrics may cost at most 3% of the calls per second (checked at concurrency 8)."""
+
+OTLP_SINK = """
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class Sink(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", "0")))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+print("READY http://127.0.0.1:%d" % server.server_address[1], flush=True)
+server.serve_forever()
+"""
+"""An OTLP/HTTP endpoint that takes every export and throws it away (its own process)."""
 
 
 # --- processes -------------------------------------------------------------------------------------------
@@ -258,10 +283,10 @@ def _all_upstreams_ready(response: httpx2.Response) -> bool:
     return bool(states) and all(state == "ready" for state in states)
 
 
-def write_gateway_config(folder: Path, upstream_url: str) -> Path:
+def write_gateway_config(folder: Path, upstream_url: str, settings: str = "") -> Path:
     """A config repository with two profiles over the same upstream code: `http` (its URL) and `stdio`."""
     (folder / "profiles").mkdir(parents=True, exist_ok=True)
-    (folder / "gateway.yaml").write_text("version: 1\n")
+    (folder / "gateway.yaml").write_text("version: 1\n" + settings)
     (folder / "profiles" / "http.yaml").write_text(
         json.dumps({"servers": {"up": {"url": upstream_url, "prefix": ""}}}) + "\n"
     )
@@ -310,19 +335,28 @@ def start_targets(services: ExitStack, workdir: Path, wanted: Sequence[str], mcp
         targets.hop_pids["raw-forwarder"] = [forwarder.process.pid]
 
     if {"gateway-http", "gateway-stdio"} & set(wanted):
-        config = write_gateway_config(workdir / "gateway-config", upstream_url)
-        port = free_port()
-        environment = _child_environment() | {"MCP_GATEWAY_HOST": "127.0.0.1", "MCP_GATEWAY_PORT": str(port)}
-        argv = [PYTHON, "-m", "local_mcp_gateway", "run", "-c", str(config)]
-        gateway = _spawn(services, "gateway", argv, workdir, env=environment)
-        base = f"http://127.0.0.1:{port}"
-        _wait_http(gateway, f"{base}/readyz")
-        _wait_http(gateway, f"{base}/status", _all_upstreams_ready)
-        targets.services["gateway"] = gateway
+        gateway, base = _start_gateway(services, workdir, "gateway", upstream_url)
         for name, slug in (("gateway-http", "http"), ("gateway-stdio", "stdio")):
             if name in wanted:
                 targets.urls[name] = f"{base}/mcp/{slug}"
                 targets.hop_pids[name] = [gateway.process.pid]
+        targets.services["gateway"] = gateway
+
+    if "gateway-http-nometrics" in wanted:
+        gateway, base = _start_gateway(
+            services, workdir, "gateway-nometrics", upstream_url, settings="metrics: {enabled: false}\n"
+        )
+        targets.urls["gateway-http-nometrics"] = f"{base}/mcp/http"
+        targets.hop_pids["gateway-http-nometrics"] = [gateway.process.pid]
+        targets.services["gateway-nometrics"] = gateway
+
+    if "gateway-http-traced" in wanted:
+        sink = _spawn(services, "otlp-sink", [PYTHON, "-c", OTLP_SINK], workdir, reports_ready=True)
+        otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": _read_ready_line(sink), "OTEL_SERVICE_NAME": "bench-gateway"}
+        gateway, base = _start_gateway(services, workdir, "gateway-traced", upstream_url, env=otel)
+        targets.urls["gateway-http-traced"] = f"{base}/mcp/http"
+        targets.hop_pids["gateway-http-traced"] = [gateway.process.pid]
+        targets.services["gateway-traced"] = gateway
 
     if "mcp-proxy" in wanted:
         if mcp_proxy is None or not mcp_proxy.exists():
@@ -341,6 +375,21 @@ def start_targets(services: ExitStack, workdir: Path, wanted: Sequence[str], mcp
     for name in targets.urls:
         targets.upstream_pids[name] = [upstream.process.pid]
     return targets
+
+
+def _start_gateway(
+    services: ExitStack, workdir: Path, name: str, upstream_url: str, *, settings: str = "", env: dict[str, str] | None = None
+) -> tuple[Service, str]:
+    """A gateway process over `upstream_url` (profiles `http` and `stdio`), ready with every upstream up."""
+    config = write_gateway_config(workdir / f"{name}-config", upstream_url, settings)
+    port = free_port()
+    environment = _child_environment() | {"MCP_GATEWAY_HOST": "127.0.0.1", "MCP_GATEWAY_PORT": str(port)} | (env or {})
+    argv = [PYTHON, "-m", "local_mcp_gateway", "run", "-c", str(config)]
+    gateway = _spawn(services, name, argv, workdir, env=environment)
+    base = f"http://127.0.0.1:{port}"
+    _wait_http(gateway, f"{base}/readyz")
+    _wait_http(gateway, f"{base}/status", _all_upstreams_ready)
+    return gateway, base
 
 
 def install_mcp_proxy(venv: Path) -> Path:
@@ -526,6 +575,20 @@ def summarize(results: dict[int, dict[str, Measure]]) -> dict[str, Any]:
                     "target": f"<= {MAX_GATEWAY_P50_EXCESS_MS}",
                     "met": excess <= MAX_GATEWAY_P50_EXCESS_MS,
                 }
+        if "gateway-http" in measures and "gateway-http-nometrics" in measures:
+            on, off = measures["gateway-http"], measures["gateway-http-nometrics"]
+            ratio = on.rate / off.rate if off.rate else 0.0
+            verdict: dict[str, Any] = {"value": round(ratio, 3), "target": f">= {MIN_METRICS_ON_VS_OFF_RATE}"}
+            verdict["met"] = ratio >= MIN_METRICS_ON_VS_OFF_RATE if concurrency == 8 and on.calls and off.calls else None
+            checks["gateway_metrics_on_vs_off_rate"] = verdict
+            cpu = on.cpu_ms_per_call(on.hop_cpu) - off.cpu_ms_per_call(off.hop_cpu)
+            checks["gateway_metrics_hop_cpu_ms_per_call"] = {"value": round(cpu, 3), "target": "reported", "met": None}
+        if "gateway-http-traced" in measures and "gateway-http" in measures:
+            traced, plain = measures["gateway-http-traced"], measures["gateway-http"]
+            ratio = traced.rate / plain.rate if plain.rate else 0.0
+            cpu = traced.cpu_ms_per_call(traced.hop_cpu) - plain.cpu_ms_per_call(plain.hop_cpu)
+            checks["gateway_traced_vs_untraced_rate"] = {"value": round(ratio, 3), "target": "reported", "met": None}
+            checks["gateway_tracing_hop_cpu_ms_per_call"] = {"value": round(cpu, 3), "target": "reported", "met": None}
         if "gateway-stdio" in measures and "mcp-proxy" in measures:
             ours, peer = measures["gateway-stdio"], measures["mcp-proxy"]
             ratio = ours.rate / peer.rate if peer.rate else 0.0
@@ -570,7 +633,7 @@ def render(summary: dict[str, Any], markdown: bool) -> str:
                 first, rest = cells[0], cells[1:]
                 lines.append("  " + first.ljust(widths[0]) + "".join(c.rjust(w) for c, w in zip(rest, widths[1:])))
         for check, verdict in block["checks"].items():
-            mark = "met" if verdict["met"] else "MISSED"
+            mark = "reported" if verdict["met"] is None else "met" if verdict["met"] else "MISSED"
             lines.append(f"{'- ' if markdown else '  '}{check}: {verdict['value']} (target {verdict['target']}): {mark}")
         lines.append("")
     return "\n".join(lines)

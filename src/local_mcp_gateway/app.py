@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from quart import Quart, Response, request
 
+from local_mcp_gateway import observability
 from local_mcp_gateway.redact import redact_mapping, redact_text
 from local_mcp_gateway.security import InboundGuard
 
@@ -48,6 +49,14 @@ def create_app(gateway: Gateway) -> Quart:
     @app.get("/status")
     async def status() -> Response:
         return _json(gateway.status())
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        """Prometheus metrics (`metrics` in gateway.yaml; 404 when off or served on `metrics.listen`)."""
+        text = observability.metrics_text()
+        if text is None:
+            return _json({"error": "not_found", "message": "metrics are off here (see metrics in gateway.yaml)"}, 404)
+        return Response(text, status=200, content_type=observability.CONTENT_TYPE)
 
     @app.get("/traffic/<slug>")
     async def traffic(slug: str) -> Response:

@@ -21,6 +21,7 @@ import anyio
 from anyio.abc import TaskGroup
 from mcp.server.transport_security import TransportSecuritySettings
 
+from local_mcp_gateway import observability
 from local_mcp_gateway.app import GatewayASGI, create_app
 from local_mcp_gateway.config.commands import check_resolved_commands
 from local_mcp_gateway.config.load import load_snapshot
@@ -213,9 +214,12 @@ class Gateway:
                     logger.info("reload: nothing changed")
                     assert self.generation_info is not None
                     self.generation_info = dataclasses.replace(self.generation_info, source=generation.source)
+                    observability.note_reload("unchanged")
                 else:
                     await self._apply(generation)
+                    observability.note_reload("applied")
             except GatewayError as exc:
+                observability.note_reload("failed")
                 self.last_reload_error = _reload_error(exc, self.config_path)
                 logger.error("reload failed; generation %d keeps serving: %s", self.generation, exc)
                 return False
@@ -415,8 +419,9 @@ async def serve(
         if on_listening is not None:
             scheme = "https" if certfile else "http"
             on_listening(f"{scheme}://{host}:{port}")
-        await worker_serve(wrap_app(app, config.wsgi_max_body_size, None), config, sockets=sockets,
-                           shutdown_trigger=stop_when_triggered)
+        async with observability.metrics_listener():
+            await worker_serve(wrap_app(app, config.wsgi_max_body_size, None), config, sockets=sockets,
+                               shutdown_trigger=stop_when_triggered)
         tg.cancel_scope.cancel()
 
 

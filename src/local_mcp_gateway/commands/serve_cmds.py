@@ -55,6 +55,11 @@ def run_command(args: argparse.Namespace) -> int:
         return 1
     gw = generation.snapshot.gateway
     configure_logging(settings.log_level or gw.logging.level, gw.logging.format)
+    from local_mcp_gateway import observability
+
+    observability.setup(
+        gateway, metrics=gw.metrics.enabled, listen=gw.metrics.listen, log_context=gw.logging.format == "json"
+    )
     host = settings.host or gw.listen.host
     port = settings.port if settings.port is not None else gw.listen.port
 
@@ -78,6 +83,8 @@ def run_command(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         pass
+    finally:
+        observability.shutdown()
     return 0
 
 

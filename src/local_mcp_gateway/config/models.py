@@ -307,6 +307,24 @@ class LoggingConfig(_Model):
     """Redacted MCP traffic log."""
 
 
+class MetricsListenConfig(_Model):
+    """A listener of its own for `/metrics`."""
+
+    host: str = "127.0.0.1"
+    """Address to bind."""
+    port: int = Field(ge=0, le=65535)
+    """TCP port (0: any free port)."""
+
+
+class MetricsConfig(_Model):
+    """Prometheus metrics at `/metrics` (see docs/observability.md). Read at start: changes need a restart."""
+
+    enabled: bool = True
+    """Count and time requests and serve `/metrics`."""
+    listen: MetricsListenConfig | None = None
+    """Serve `/metrics` on this address only (not on the main listener, and without its guard); default: the main listener, guarded like `/status`."""
+
+
 class UIConfig(_Model):
     """The read-only dashboard at /ui/ (status, tools, traffic, client setup)."""
 
@@ -343,5 +361,7 @@ class GatewayConfig(_Model):
     """Host checks, CORS, rate limits, request size, keys, command allow-list, TLS."""
     logging: LoggingConfig = LoggingConfig()
     """Log level and format, and the traffic log."""
+    metrics: MetricsConfig = MetricsConfig()
+    """Prometheus metrics; traces are configured by the standard `OTEL_*` variables."""
     ui: UIConfig = UIConfig()
     """The read-only dashboard at /ui/ and who may open it."""

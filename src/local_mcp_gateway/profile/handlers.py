@@ -22,7 +22,7 @@ from mcp.server.session import ServerSession
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from local_mcp_gateway import __version__
+from local_mcp_gateway import __version__, observability
 from local_mcp_gateway.mrtr import answer_rounds, pass_rounds_through, request_state_boundary, run_round
 from local_mcp_gateway.redact import redacting_errors
 from local_mcp_gateway.catalog import coerce_arguments, page
@@ -85,8 +85,10 @@ class RequestHandlers:
         return server
 
     def _middleware(self) -> list[Any]:
-        """The MCP server's middleware: the request-state seal, then (if enabled) the traffic log."""
+        """The MCP server's middleware: error redaction, metrics and traces (if on), the request-state seal, the traffic
+        log (if on)."""
         chain: list[Any] = [redacting_errors]  # outermost: every error answer passes the redaction point
+        chain.extend(observability.server_middleware(self))
         chain.append(request_state_boundary(self.options.request_state_keys, f"local-mcp-gateway/{self.slug}"))
         if self.traffic is not None:
             chain.append(self.traffic.middleware)

@@ -21,6 +21,7 @@ from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from local_mcp_gateway import observability
 from local_mcp_gateway.profile.view import View
 from local_mcp_gateway.upstream.connection import Upstream, UpstreamState
 
@@ -112,9 +113,15 @@ class SessionViews:
                 view.own_version += 1
 
     async def _close_view(self, key: int, view: View) -> None:
+        observability.session_ended(self.slug, time.monotonic() - view.opened, _protocol_version(view))
         self._views.pop(key, None)
         for upstream in view.own.values():
             upstream.stop()
         for uri in view.subscriptions:
             await self._maybe_unsubscribe_upstream(uri, view)
         view.session = None
+
+
+def _protocol_version(view: View) -> str | None:
+    connection = getattr(view.session, "_connection", None)
+    return getattr(connection, "protocol_version", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from mcp.server.session import ServerSession
@@ -22,3 +23,5 @@ class View:
     own_version: int = 0
     session: ServerSession | None = None
     subscriptions: set[str] = field(default_factory=set)
+    opened: float = field(default_factory=time.monotonic)
+    """When the connection made its first request (monotonic seconds), for the session duration metric."""

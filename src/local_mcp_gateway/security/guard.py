@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from local_mcp_gateway import observability
 from local_mcp_gateway.security.access import HostAllowList, KeyRing, is_loopback_address
 from local_mcp_gateway.security.limits import (
     BODY_IDLE_TIMEOUT,
@@ -252,6 +253,7 @@ class InboundGuard:
         )
 
     def _note(self, scope: Any, refusal: _Refusal) -> None:
+        observability.note_refusal(self.slug, refusal.error)
         client = scope.get("client")
         level = logging.DEBUG if refusal.status == 429 else logging.INFO
         logger.log(

@@ -20,7 +20,7 @@ from mcp import ClientSession
 from mcp.shared.exceptions import MCPError
 from pydantic import TypeAdapter
 
-from local_mcp_gateway import __version__
+from local_mcp_gateway import __version__, observability
 from local_mcp_gateway.errors import UpstreamError
 from local_mcp_gateway.redact import RedactedText, redact_text
 from local_mcp_gateway.upstream import eras
@@ -386,7 +386,9 @@ class Upstream(ListingsKeeper, BackChannel):
         self._idle = anyio.Event() if self._idle.is_set() else self._idle
         try:
             with anyio.move_on_after(self.server.timeout_seconds):
-                return await session.send_request(request, RAW_RESULT, progress_callback=progress)
+                return await observability.client_leg(
+                    self, request, session.send_request(request, RAW_RESULT, progress_callback=progress)
+                )
             raise MCPError(
                 types.REQUEST_TIMEOUT,
                 f"server {self.name!r} did not answer within {self.server.timeout_seconds:g} s; the call was cancelled",

@@ -20,6 +20,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.server import Server
 from mcp.server.mcpserver import MCPServer
 
+from local_mcp_gateway import observability
 from local_mcp_gateway.errors import UpstreamError
 from local_mcp_gateway.upstream.stdio import StdioProcess, stdio_transport
 
@@ -116,6 +117,7 @@ class DrainingTransport(httpx2.AsyncBaseTransport):
         self._inner = inner or httpx2.AsyncHTTPTransport()
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        observability.trace_header(request)
         response = await self._inner.handle_async_request(request)
         response.stream = _DrainingStream(response.stream)
         return response
