@@ -1,10 +1,12 @@
 """The HTTP face of the gateway: an ASGI dispatcher in front of a Quart app.
 
-`/mcp/<slug>` (and `/mcp` for the default profile) go straight to that profile's Streamable HTTP session
-manager, which is plain ASGI; `/ui...` goes to the dashboard (`ui.routes`, imported on the first request there,
-so a gateway nobody looks at never loads it); everything else (`/healthz`, `/readyz`, `/status`,
-`/oauth/callback`) is served by Quart. The slug is taken from the raw path, so encoded slashes or dots never
-select another profile.
+`/mcp/<slug>` (and `/mcp` for the default profile) go through that profile's inbound guard to its Streamable HTTP
+session manager, which is plain ASGI; `/ui...` goes to the dashboard (`ui.routes`, imported on the first request
+there, so a gateway nobody looks at never loads it; it has its own access layer, `ui.access`, on the same Host
+allow-list); everything else (`/healthz`, `/readyz`, `/status`, `/traffic/<slug>`, `/oauth/callback`, and any
+route added later) goes through the operator guard (the same `InboundGuard` code: Host, Origin, header and body
+limits; no key, no rate limit) to Quart. The slug is taken from the raw path, so encoded slashes or dots never
+select another profile. Error texts in operator answers pass the redaction point.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from quart import Quart, Response, request
+
+from local_mcp_gateway.redact import redact_mapping, redact_text
+from local_mcp_gateway.security import InboundGuard
 
 if TYPE_CHECKING:
     from local_mcp_gateway.gateway import Gateway
@@ -59,9 +64,25 @@ def create_app(gateway: Gateway) -> Quart:
         if gateway.oauth is None:
             return Response("No OAuth login is in progress on this gateway.\n", status=404, mimetype="text/plain")
         code, text = await gateway.oauth.handle_callback(dict(request.args))
-        return Response(text, status=code, mimetype="text/plain")
+        return Response(redact_text(text), status=code, mimetype="text/plain")
 
     return app
+
+
+def _default_security() -> Any:
+    from local_mcp_gateway.config.models import SecurityConfig
+
+    return SecurityConfig()
+
+
+def _authority(url: str | None) -> str | None:
+    """`host:port` of a URL as a Host header carries it (the port only when the URL gives one)."""
+    if not url:
+        return None
+    from urllib.parse import urlsplit
+
+    netloc = urlsplit(url).netloc.rpartition("@")[2]
+    return netloc.replace("*", "") or None
 
 
 def _is_loopback(address: str | None) -> bool:
@@ -72,7 +93,9 @@ def _is_loopback(address: str | None) -> bool:
 
 
 def _json(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body, indent=2, sort_keys=True) + "\n", status=status, mimetype="application/json")
+    """A JSON answer; every string in it passes the redaction point first (status errors, traffic records)."""
+    text = json.dumps(redact_mapping(body), indent=2, sort_keys=True)
+    return Response(text + "\n", status=status, mimetype="application/json")
 
 
 class GatewayASGI:
@@ -81,10 +104,15 @@ class GatewayASGI:
     def __init__(self, gateway: Gateway, app: Quart) -> None:
         self.gateway = gateway
         self.app = app
+        self._operator: tuple[Any, InboundGuard] | None = None
         self.started_at = time.time()
         self._ui: Any = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self.gateway.stopping.is_set():
+            await _plain(send, 503, {"error": "stopping", "message": "the gateway is shutting down"},
+                         [(b"connection", b"close"), (b"retry-after", b"1")])
+            return
         if scope["type"] == "http":
             raw = scope.get("raw_path") or scope["path"].encode()
             path = raw.split(b"?", 1)[0]
@@ -98,7 +126,21 @@ class GatewayASGI:
                     return
                 await self._dashboard()(scope, receive, send)
                 return
-        await self.app(scope, receive, send)
+        if scope["type"] in ("http", "websocket"):
+            await self.operator_guard()(scope, receive, send, self.app)
+            return
+        await self.app(scope, receive, send)  # lifespan
+
+    def operator_guard(self) -> InboundGuard:
+        """The guard of the non-MCP routes, rebuilt when a new generation changes the security settings."""
+        info = self.gateway.generation_info
+        gateway_config = info.snapshot.gateway if info is not None else None
+        security = gateway_config.security if gateway_config is not None else _default_security()
+        public = gateway_config.public_url if gateway_config is not None else None
+        key = (security, public)
+        if self._operator is None or self._operator[0] != key:
+            self._operator = (key, InboundGuard.for_operator(security, _authority(public)))
+        return self._operator[1]
 
     def _dashboard(self) -> Any:
         """The dashboard's app, built on first use."""

@@ -22,6 +22,7 @@ from anyio.abc import TaskGroup
 from mcp.server.transport_security import TransportSecuritySettings
 
 from local_mcp_gateway.app import GatewayASGI, create_app
+from local_mcp_gateway.config.commands import check_resolved_commands
 from local_mcp_gateway.config.load import load_snapshot
 from local_mcp_gateway.config.resolve import resolve_profile
 from local_mcp_gateway.config.snapshot import Snapshot
@@ -30,6 +31,7 @@ from local_mcp_gateway.gitops.status import gitops_state, lock_keys, lock_status
 from local_mcp_gateway.mrtr import state_key_from_identity
 from local_mcp_gateway.oauth import manager_for
 from local_mcp_gateway.profile import Profile, ProfileOptions
+from local_mcp_gateway.redact import RedactedText
 from local_mcp_gateway.reload import (
     QUIET_PERIOD_MS,
     ConfigWatchFilter,
@@ -42,7 +44,7 @@ from local_mcp_gateway.reload import (
 from local_mcp_gateway.replicas.gitsync import symlinks_on
 from local_mcp_gateway.replicas.keycheck import check_key
 from local_mcp_gateway.secrets import SecretStore, require_identity
-from local_mcp_gateway.security import InboundGuard, apply_server_limits
+from local_mcp_gateway.security import InboundGuard, apply_server_limits, install_accept_error_filter
 from local_mcp_gateway.settings import EnvSettings
 
 __all__ = ["Gateway", "Generation", "build_generation", "serve"]
@@ -101,6 +103,7 @@ def build_generation(config_path: Path, settings: EnvSettings, number: int) -> G
         slug: resolve_profile(spec, secret=store.reveal_lookup, env=os.environ)
         for slug, spec in snapshot.profiles.items()
     }
+    check_resolved_commands(servers, snapshot.gateway.security.allowed_commands)  # the programs that will run
 
     def render(templates: Any) -> tuple[str, ...]:
         return tuple(t.render(store.reveal_lookup, os.environ) for t in templates)
@@ -131,6 +134,9 @@ def profile_options(generation: Generation) -> ProfileOptions:
 class Gateway:
     """The running gateway: the current generation and its profiles."""
 
+    last_reload_error = RedactedText()
+    """`{file, line, message, at, count}` of the last failed reload (None after a good one), redacted when stored."""
+
     def __init__(self, config_path: Path, settings: EnvSettings | None = None, *, watch: bool = True) -> None:
         self.config_path = config_path
         self.settings = settings or EnvSettings()
@@ -141,14 +147,15 @@ class Gateway:
         self.oauth: Any = None
         """The OAuth client for upstreams with `oauth` settings (see the `oauth` package); None while no server uses it."""
         self.ready = False
-        self.last_reload_error: dict[str, Any] | None = None
+        self.last_reload_error = None
         self.watch = watch
         self._tg: TaskGroup | None = None
         self._reload_lock = anyio.Lock()
         self._reload_requested = anyio.Event()
         self._applied = anyio.Event()
         self.stopping = anyio.Event()
-        """Set when serving ends (SIGINT/SIGTERM): long-lived responses such as the dashboard's events end then."""
+        """Set when serving ends (SIGINT/SIGTERM): long-lived responses such as the dashboard's events end then,
+        new requests get 503, and the MCP sessions' GET streams are ended."""
 
     @property
     def generation(self) -> int:
@@ -359,9 +366,15 @@ async def serve(
     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
     on_listening: Callable[[str], None] | None = None,
 ) -> None:
-    """Run the gateway and Hypercorn until `shutdown_trigger` returns (default: SIGINT or SIGTERM)."""
-    from hypercorn.asyncio import serve as hypercorn_serve
+    """Run the gateway and Hypercorn until `shutdown_trigger` returns (default: SIGINT or SIGTERM).
+
+    The listening socket is bound first: a port in use is a `GatewayError` naming the address before any upstream
+    starts. On shutdown new requests get 503, open GET streams are ended (a client holding one would otherwise keep
+    Hypercorn waiting for its whole grace period), and requests still in flight get `SHUTDOWN_GRACE` seconds.
+    """
+    from hypercorn.asyncio.run import worker_serve
     from hypercorn.config import Config
+    from hypercorn.utils import wrap_app
 
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
@@ -373,20 +386,40 @@ async def serve(
         config.keyfile = keyfile
     if gateway.generation_info is not None:
         apply_server_limits(config, gateway.generation_info.snapshot.gateway.security)
+    install_accept_error_filter()
+    try:
+        sockets = config.create_sockets()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise GatewayError(f"cannot listen on {host}:{port}: {reason.lower()}; stop what uses it or choose another "
+                           "port (listen.port, MCP_GATEWAY_PORT)") from None
     app = GatewayASGI(gateway, create_app(gateway))
-    stop = shutdown_trigger or _signal_trigger(gateway)
+    trigger = shutdown_trigger or _signal_trigger(gateway)
 
-    async def trigger() -> None:
-        await stop()
+    async def stop_when_triggered() -> None:
+        await trigger()
         gateway.stopping.set()
+        end_open_streams(gateway)
 
     async with anyio.create_task_group() as tg:
         await tg.start(gateway.run)
         if on_listening is not None:
             scheme = "https" if certfile else "http"
             on_listening(f"{scheme}://{host}:{port}")
-        await hypercorn_serve(app, config, shutdown_trigger=trigger)  # type: ignore[arg-type]
+        await worker_serve(wrap_app(app, config.wsgi_max_body_size, None), config, sockets=sockets,
+                           shutdown_trigger=stop_when_triggered)
         tg.cancel_scope.cancel()
+
+
+def end_open_streams(gateway: Gateway) -> None:
+    """End every client's standalone GET stream (the SDK keeps one open per session for server notices)."""
+    for profile in list(gateway.profiles.values()):
+        sessions = getattr(profile.manager, "_server_instances", {})  # the SDK keeps its sessions private
+        for transport in list(sessions.values()):
+            try:
+                transport.close_standalone_sse_stream()
+            except Exception as exc:  # a session ending at the same moment must not stop the shutdown
+                logger.debug("could not end a GET stream: %s", exc)
 
 
 def _reload_error(exc: GatewayError, config_path: Path) -> dict[str, Any]:

@@ -27,10 +27,12 @@ from urllib.parse import quote, quote_plus
 __all__ = [
     "MASK",
     "MIN_MASKED_LENGTH",
+    "RedactedText",
     "RedactingFilter",
     "Redactor",
     "default_redactor",
     "install_redaction",
+    "redacting_errors",
     "is_sensitive_name",
     "redact_mapping",
     "redact_text",
@@ -193,6 +195,54 @@ def redact_text(text: str) -> str:
 def redact_mapping(obj: Any) -> Any:
     """`default_redactor.redact_mapping(obj)`."""
     return default_redactor.redact_mapping(obj)
+
+
+class RedactedText:
+    """A data descriptor for error texts an operator will see: whatever is assigned is redacted as it is stored.
+
+    `error = RedactedText()` in a class body makes `obj.error = f"... {exc}"` store the redacted text, so the
+    exception messages that carry URLs, headers or bodies (`/status`, `tools`, reload errors) never hold a secret,
+    however many places assign them. Strings go through `redact_text`, mappings and lists through `redact_mapping`,
+    None stays None.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._slot = f"_redacted_{name}"
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return obj.__dict__.get(self._slot)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self._slot] = None if value is None else default_redactor.redact_mapping(value)
+
+
+async def redacting_errors(ctx: Any, call_next: Any) -> Any:
+    """An MCP server middleware (outermost): error answers to clients pass the redaction point.
+
+    A handler's exception becomes the JSON-RPC error a client reads (its text, for any exception the SDK does not
+    know); an upstream transport error carries the upstream's URL, query string included. An error whose text or
+    data holds nothing to mask is re-raised untouched; otherwise an `MCPError` with the same code and the masked
+    text replaces it (code 0, as the SDK answers, for other exceptions).
+    """
+    from mcp.shared.exceptions import MCPError
+
+    try:
+        return await call_next(ctx)
+    except MCPError as exc:
+        message = redact_text(exc.error.message)
+        data = redact_mapping(exc.error.data)
+        if message == exc.error.message and data == exc.error.data:
+            raise
+        raise MCPError(exc.error.code, message, data) from None
+    except Exception as exc:
+        text = str(exc)
+        masked = redact_text(text)
+        if masked == text:
+            raise
+        logging.getLogger(__name__).warning("a request failed: %s: %s", type(exc).__name__, masked)
+        raise MCPError(0, masked) from None
 
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is redacted too.

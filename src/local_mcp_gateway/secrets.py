@@ -25,6 +25,7 @@ from pydantic_core import core_schema
 from pyrage import ssh, x25519
 
 from local_mcp_gateway.config.template import SECRET_NAME_PATTERN
+from local_mcp_gateway.config.validate import escapes_folder
 from local_mcp_gateway.errors import SecretError
 from local_mcp_gateway.redact import MASK, MIN_MASKED_LENGTH, Redactor, default_redactor
 from local_mcp_gateway.settings import EnvSettings
@@ -294,6 +295,9 @@ class SecretStore:
     def get(self, name: str) -> Secret:
         """Secret `name`, decrypted now or taken from the cache; SecretError names the file on any failure."""
         path = self.path_of(name)
+        if path.is_symlink() and escapes_folder(path, self.secrets_dir):
+            raise SecretError(f"{path} is a link to a file outside {self.secrets_dir}; secrets are read only from that "
+                              f"folder: replace the link with the file (`local-mcp-gateway secret set {name}`)")
         try:
             info = path.stat()
         except FileNotFoundError:

@@ -64,9 +64,12 @@ def test_allowed_commands(repo: Repo, at) -> None:  # type: ignore[no-untyped-de
           d: {command: npx}
         """,
     )
-    issue = repo.only_issue()
-    assert at(issue) == ("gateway.yaml", 8, 7, "servers.d.command")
-    assert issue.message == (
+    first, second = repo.issues()
+    # A name in allowed_commands is the program PATH finds for it, not any file with that name.
+    assert at(first) == ("gateway.yaml", 6, 7, "servers.b.command")
+    assert first.message.startswith("'/opt/venv/bin/python' runs /opt/venv/bin/python, which is not allowed")
+    assert at(second) == ("gateway.yaml", 8, 7, "servers.d.command")
+    assert second.message == (
         "'npx' is not allowed by security.allowed_commands (python*, /usr/bin/node); "
         "add a glob for it there, or use an allowed command"
     )

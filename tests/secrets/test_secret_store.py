@@ -147,3 +147,16 @@ def test_short_values_are_decrypted_but_cannot_be_masked(secrets_dir: Path, iden
     put(secrets_dir, "pin", encrypt_to([identity.recipient], b"123"))
     assert SecretStore(secrets_dir, identity, redactor).get("pin").reveal() == "123"
     assert any("too short to be masked" in record.getMessage() for record in caplog.records)
+
+
+def test_a_secret_file_linking_out_of_the_folder_is_never_read(secrets_dir: Path, identity: Identity,
+                                                                redactor: Redactor, tmp_path: Path) -> None:
+    outside = put(tmp_path / "elsewhere", "key", encrypt_to([identity.recipient], VALUE.encode()))
+    (secrets_dir / "token.age").symlink_to(outside)
+    store = SecretStore(secrets_dir, identity, redactor)
+    with pytest.raises(SecretError, match="is a link to a file outside"):
+        store.get("token")
+    (secrets_dir / "token.age").unlink()
+    put(secrets_dir, "real", encrypt_to([identity.recipient], VALUE.encode()))
+    (secrets_dir / "token.age").symlink_to("real.age")  # a link inside the folder is fine
+    assert store.get("token").reveal() == VALUE

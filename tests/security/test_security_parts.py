@@ -72,6 +72,17 @@ def test_host_globs_treat_only_star_as_special() -> None:
     assert hosts.allows("a.b.corp.example:443") and not hosts.allows("corp.example:443")
     assert not HostAllowList([]).allows("127.0.0.1:80")
     assert not HostAllowList(["*"]).allows("")
+    assert HostAllowList(["*"]).allows("anything.example:1")
+
+
+def test_a_port_star_in_allowed_hosts_matches_digits_only() -> None:
+    hosts = HostAllowList(["127.0.0.1:*", "[::1]:*", "*.corp.example:*"])
+    assert hosts.allows("127.0.0.1:18210") and hosts.allows("[::1]:1")
+    assert not hosts.allows("127.0.0.1:18210.attacker.example")
+    assert not hosts.allows("127.0.0.1:80@attacker.example") and not hosts.allows("127.0.0.1:")
+    assert not hosts.allows("[::1]:8080.attacker.example")
+    assert hosts.allows("a.corp.example:443") and not hosts.allows("a:b.corp.example:443")
+    assert not hosts.allows("evil.example/x.corp.example:443")
 
 
 @pytest.mark.parametrize(

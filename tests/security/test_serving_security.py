@@ -150,3 +150,23 @@ def test_run_refuses_a_stdio_command_outside_allowed_commands(config_repo: Confi
     assert "allowed_commands" in message
     assert "profiles/work.yaml" in message or "work.yaml" in message
     assert "never run" not in finished.stdout + message
+
+
+def test_run_refuses_a_repository_script_named_like_an_allowed_command(config_repo: ConfigRepo) -> None:
+    script = config_repo.root / "bin" / "uvx"
+    script.parent.mkdir()
+    script.write_text("#!/bin/sh\necho never run >&2\n")
+    script.chmod(0o755)
+    config_repo.write_gateway(security={"allowed_commands": ["uvx", "python*"]})
+    config_repo.write_profile("work", {"tool": {"command": "./bin/uvx", "cwd": "."}})
+    finished = subprocess.run(
+        [PYTHON, "-m", "local_mcp_gateway", "run", "--config", str(config_repo.path)],
+        capture_output=True,
+        text=True,
+        timeout=RUN_REFUSAL_TIMEOUT,
+        env={**upstream_env(), "PATH": "/usr/bin:/bin", "MCP_GATEWAY_PORT": str(free_port())},
+        start_new_session=True,
+    )
+    assert finished.returncode == 1, finished.stderr
+    assert "work.yaml:" in finished.stderr and "allowed_commands" in finished.stderr, finished.stderr
+    assert "never run" not in finished.stderr

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pydantic import ValidationError
 
 from local_mcp_gateway.errors import GatewayError
+from local_mcp_gateway.redact import redact_text
 
 __all__ = ["Handler", "reporting"]
 
@@ -24,7 +25,7 @@ def reporting(handler: Handler) -> Handler:
         try:
             return handler(args)
         except GatewayError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         except ValidationError as exc:
             first = exc.errors()[0]
             print(f"error: invalid MCP_GATEWAY_* environment: {first['loc']}: {first['msg']}", file=sys.stderr)

@@ -151,7 +151,7 @@ def _read_value() -> str:
     if sys.stdin is None:
         raise SecretError("no standard input; pipe the value in: printf %s VALUE | local-mcp-gateway secret set NAME")
     if sys.stdin.isatty():
-        print("reading the value from standard input; finish with Ctrl-D", file=sys.stderr)
+        return _read_from_terminal()
     raw = sys.stdin.buffer.read()
     try:
         value = strip_final_newline(raw.decode("utf-8"))
@@ -160,6 +160,31 @@ def _read_value() -> str:
     if not value:
         raise SecretError("empty value on standard input; pipe it in: printf %s VALUE | local-mcp-gateway secret set "
                           "NAME")
+    return value
+
+
+def _read_from_terminal() -> str:
+    """One line typed at the terminal, not echoed (like `getpass`, but on stdin itself, whatever /dev/tty is)."""
+    import termios
+
+    fd = sys.stdin.fileno()
+    before = termios.tcgetattr(fd)
+    quiet = termios.tcgetattr(fd)
+    quiet[3] &= ~(termios.ECHO | termios.ECHONL)
+    print("value (not shown, Enter to finish): ", end="", file=sys.stderr, flush=True)
+    try:
+        termios.tcsetattr(fd, termios.TCSAFLUSH, quiet)
+        line = sys.stdin.buffer.readline()
+    finally:
+        termios.tcsetattr(fd, termios.TCSAFLUSH, before)
+        print(file=sys.stderr, flush=True)
+    try:
+        value = line.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise SecretError("the value typed is not UTF-8 text") from None
+    if not value:
+        raise SecretError("empty value; type it at the prompt, or pipe it in: printf %s VALUE | local-mcp-gateway "
+                          "secret set NAME")
     return value
 
 

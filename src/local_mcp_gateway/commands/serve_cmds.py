@@ -34,6 +34,13 @@ def configure_logging(level: str, fmt: str = "text") -> None:
     setup_logging(level, fmt)
 
 
+def _error(text: object) -> None:
+    """One error line on stderr, through the redaction point."""
+    from local_mcp_gateway.redact import redact_text
+
+    print(f"local-mcp-gateway: {redact_text(str(text))}", file=sys.stderr, flush=True)
+
+
 def run_command(args: argparse.Namespace) -> int:
     from local_mcp_gateway.gateway import Gateway, serve
 
@@ -44,7 +51,7 @@ def run_command(args: argparse.Namespace) -> int:
         generation = gateway.load_first()
     except GatewayError as exc:
         configure_logging("info")
-        print(f"local-mcp-gateway: {exc}", file=sys.stderr)
+        _error(exc)
         return 1
     gw = generation.snapshot.gateway
     configure_logging(settings.log_level or gw.logging.level, gw.logging.format)
@@ -66,6 +73,9 @@ def run_command(args: argparse.Namespace) -> int:
                 on_listening=listening,
             )
         )
+    except GatewayError as exc:  # the address is taken: said before any upstream started
+        _error(exc)
+        return 1
     except KeyboardInterrupt:
         pass
     return 0
@@ -77,14 +87,33 @@ def tools_command(args: argparse.Namespace) -> int:
     settings = EnvSettings()
     configure_logging(settings.log_level or "warning")
     try:
-        rows = anyio.run(list_profile_tools, settings.config_path(args.config), args.profile, settings)
+        listing = anyio.run(list_profile_tools, settings.config_path(args.config), args.profile, settings)
     except GatewayError as exc:
-        print(f"local-mcp-gateway: {exc}", file=sys.stderr)
+        _error(exc)
         return 1
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        width = max((len(row["name"]) for row in rows), default=4)
-        for row in rows:
-            print(f"{row['name']:<{width}}  {row['server']:<12}  {row['description']}")
-    return 0
+    try:
+        if args.json:
+            print(json.dumps(listing.rows, indent=2))
+        else:
+            width = max((len(row["name"]) for row in listing.rows), default=4)
+            for row in listing.rows:
+                print(f"{row['name']:<{width}}  {row['server']:<12}  {row['description']}")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `tools ... | head`: the reader has all it wanted
+        _quiet_stdout()
+    for failure in listing.failures:
+        _error(f"server {failure.server!r} is {failure.state}: {failure.error}")
+        if failure.stderr_tail:
+            print("  last lines of its stderr:", file=sys.stderr)
+            for line in failure.stderr_tail:
+                print(f"  | {line}", file=sys.stderr)
+    return 1 if listing.failures else 0
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not report the closed pipe again."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

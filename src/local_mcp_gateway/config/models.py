@@ -130,8 +130,8 @@ class _ServerFields(_Model):
     """Longest time one request to this server may take."""
     isolation: Literal["shared", "per_session"] = "shared"
     """`shared`: one upstream connection for all clients; `per_session`: one per client session."""
-    protocol: Literal["auto", "handshake"] = "auto"
-    """Protocol line towards this server: `auto` speaks 2026-07-28 where the server answers `server/discover`, else the handshake line; `handshake` always uses `initialize` (for servers whose tools ask their caller with server-initiated requests, which 2026-07-28 does not carry)."""
+    protocol: Literal["auto", "handshake", "modern"] = "auto"
+    """Protocol line towards this server. `auto`: mirror each client, towards a server that speaks both lines (2026-07-28 clients over a 2026-07-28 connection, session clients over a handshake connection, opened on first use); a server that does not answer `server/discover` gets the handshake line for everyone. `handshake`: always `initialize`. `modern`: always 2026-07-28 (a server that does not answer `server/discover` fails to start)."""
     tools: ToolsConfig = ToolsConfig()
     """Which tools clients see, and overrides of their names, descriptions and schemas."""
     coerce_arguments: bool = True
@@ -256,7 +256,7 @@ class SecurityConfig(_Model):
     """Protection of the /mcp endpoints."""
 
     allowed_hosts: list[Glob] = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
-    """Host header values accepted, `host:port` where `*` matches anything (nothing else is special, so `[::1]:*` is literal); others get 421. Guards against DNS rebinding."""
+    """Host header values accepted on every route, `host:port`: `*` in the port matches digits only (`127.0.0.1:*` is any port, never `127.0.0.1:80.attacker.example`), `*` in the host a run of name characters; nothing else is special, so `[::1]:*` is literal. Others get 421. Guards against DNS rebinding."""
     cors_origins: list[Annotated[str, StringConstraints(pattern=r"^https?://[^/\s]+$")]] = []
     """Exact browser origins (`https://app.example`) allowed cross-origin; empty: no CORS headers."""
     rate_limit: RateLimitConfig = RateLimitConfig()
@@ -266,7 +266,7 @@ class SecurityConfig(_Model):
     api_keys: list[Template] = []
     """Keys accepted on every profile as `Authorization: Bearer <key>`. Write them as `${secret:NAME}`."""
     allowed_commands: list[Glob] = []
-    """If any: stdio commands (as written, or their basename) must match one of these globs."""
+    """If any: the program a stdio command runs must match one: a name glob means the program found for it on the gateway's PATH (a `./bin/uvx` script is not `uvx`), a glob starting with `/` an absolute path."""
     tls: TlsConfig = TlsConfig()
     """Certificate and key to serve HTTPS directly."""
 

@@ -12,12 +12,12 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
+from local_mcp_gateway.config.commands import command_problem
 from local_mcp_gateway.config.models import GatewayConfig, ProfileConfig, ProfileServerEntry, ServerConfig, ToolsConfig
 from local_mcp_gateway.config.snapshot import ProfileSpec, ServerSpec
 from local_mcp_gateway.config.template import Template
@@ -25,9 +25,11 @@ from local_mcp_gateway.config.yamlsafe import Document, Path_
 from local_mcp_gateway.errors import ConfigIssue
 from local_mcp_gateway.naming import MAX_NAME_LENGTH, PREFIX_SEPARATOR, client_name, matches, sanitise
 
-__all__ = ["ProfileSource", "Sources", "check", "glob_problem"]
+__all__ = ["GATEWAY_KEY_VARIABLES", "ProfileSource", "Sources", "check", "escapes_folder", "glob_problem"]
 
 SECRET_SUFFIX = ".age"
+GATEWAY_KEY_VARIABLES = frozenset({"MCP_GATEWAY_AGE_KEY", "MCP_GATEWAY_AGE_KEY_FILE"})
+"""The gateway's own key variables: `${env:...}` may not name them (the key must never reach a child)."""
 MAX_READABLE_PREFIX = 52
 """Longest prefix that leaves room for a readable name before the 64-character cut."""
 
@@ -125,9 +127,27 @@ def _check_value(sources: Sources, found: _Findings, doc: Document, path: Path_,
         _check_server(sources, found, doc, path, value)
 
 
+def escapes_folder(path: Path, folder: Path) -> bool:
+    """True when `path`, symlinks followed, is not inside `folder` (symlinks followed too): a secret file that
+    is a link to `~/.ssh/id_ed25519` or `/etc/shadow` must not be decrypted or even read."""
+    real, root = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath([real, root]) != root
+
+
 def _check_template(sources: Sources, found: _Findings, doc: Document, path: Path_, value: Template) -> None:
     for name in sorted(value.secret_names):
-        if not (sources.secrets_dir / f"{name}{SECRET_SUFFIX}").is_file():
+        file = sources.secrets_dir / f"{name}{SECRET_SUFFIX}"
+        if (file.is_symlink() or file.exists()) and escapes_folder(file, sources.secrets_dir):
+            found.errors.append(
+                doc.issue(
+                    path,
+                    f"secret '{name}': {_shown(sources.root, file)} is a link to a file outside "
+                    f"{_shown(sources.root, sources.secrets_dir)}/; secrets are read only from that folder: replace "
+                    f"the link with the file itself (`local-mcp-gateway secret set {name}`)",
+                )
+            )
+            continue
+        if not file.is_file():
             found.errors.append(
                 doc.issue(
                     path,
@@ -136,6 +156,15 @@ def _check_template(sources: Sources, found: _Findings, doc: Document, path: Pat
                 )
             )
     for name in sorted(value.env_names):
+        if name in GATEWAY_KEY_VARIABLES:
+            found.errors.append(
+                doc.issue(
+                    path,
+                    f"${{env:{name}}} is the gateway's own age key and never goes to a server or a header; store the "
+                    "value the server needs with `local-mcp-gateway secret set NAME` and write ${secret:NAME}",
+                )
+            )
+            continue
         if name not in sources.environ:
             found.errors.append(
                 doc.issue(path, f"environment variable {name} is not set; set it before starting the gateway")
@@ -187,27 +216,25 @@ def _check_server(
             found.errors.append(doc.issue((*path, "headers", name), "not a valid HTTP header name (letters, digits and -, no spaces or ':')"))
     if server.url is not None and server.url.is_plain and not server.url.raw.startswith(("http://", "https://")):
         found.errors.append(doc.issue((*path, "url"), "url must start with http:// or https://"))
-    if server.command is not None:
-        _check_command(sources, found, doc, (*path, "command"), server.command)
+    _check_command(sources, found, doc, (*path, "command"), server)
     if server.cwd is not None and not (sources.root / os.path.expanduser(server.cwd)).is_dir():
         found.warnings.append(doc.issue((*path, "cwd"), "this folder does not exist (yet); the server cannot start until it does"))
 
 
-def _check_command(sources: Sources, found: _Findings, doc: Document, path: Path_, command: Template) -> None:
+def _check_command(
+    sources: Sources, found: _Findings, doc: Document, path: Path_, server: ServerConfig | ProfileServerEntry
+) -> None:
     allowed = sources.gateway.security.allowed_commands
-    if not allowed:
+    command = server.command
+    if not allowed or command is None:
         return
-    written = command.raw
-    base = os.path.basename(written)
-    if not any(fnmatchcase(written, glob) or fnmatchcase(base, glob) for glob in allowed):
-        shown = f"'{written}'" if command.is_plain else "this command"
-        found.errors.append(
-            doc.issue(
-                path,
-                f"{shown} is not allowed by security.allowed_commands ({', '.join(allowed)}); "
-                "add a glob for it there, or use an allowed command",
-            )
-        )
+    cwd = str(sources.root / os.path.expanduser(server.cwd)) if server.cwd is not None else None
+    env = {name: value.raw for name, value in server.env.items() if value.is_plain}
+    problem = command_problem(command.raw, allowed, server_env=env, cwd=cwd, environ=sources.environ)
+    if problem is not None:
+        if not command.is_plain:
+            problem = problem.replace(f"'{command.raw}'", "this command", 1)
+        found.errors.append(doc.issue(path, problem))
 
 
 def _check_gateway(sources: Sources, found: _Findings) -> None:

@@ -24,13 +24,16 @@ CORS headers. Every check holds for every method and for both protocol lines (20
 `TrafficLog` is the optional per-profile record of MCP requests (`logging.traffic`): a bounded ring of
 redacted summaries filled by `TrafficLog.middleware`, a server middleware for the profile's MCP server.
 
+The same guard stands before the operator routes (`InboundGuard.for_operator`: no key, no rate limit).
+
 Modules: `limits` (sizes, timeouts, Hypercorn settings), `access` (Host allow-list, API keys), `ratelimit`,
-`guard` (the `InboundGuard` itself), `traffic` (the traffic log).
+`guard` (the `InboundGuard` itself), `traffic` (the traffic log), `exhaustion` (out-of-descriptor logging).
 """
 
 from __future__ import annotations
 
 from local_mcp_gateway.security.access import HostAllowList, KeyRing, is_loopback_address
+from local_mcp_gateway.security.exhaustion import ExhaustionFilter, install_accept_error_filter
 from local_mcp_gateway.security.guard import InboundGuard
 from local_mcp_gateway.security.limits import (
     CORS_ALLOWED_HEADERS,
@@ -52,6 +55,7 @@ __all__ = [
     "MAX_HEADER_COUNT",
     "MAX_JSON_DEPTH",
     "MAX_TRACKED_CLIENTS",
+    "ExhaustionFilter",
     "HostAllowList",
     "InboundGuard",
     "KeyRing",
@@ -59,6 +63,7 @@ __all__ = [
     "TrafficEntry",
     "TrafficLog",
     "apply_server_limits",
+    "install_accept_error_filter",
     "is_loopback_address",
     "json_nesting_exceeds",
 ]

@@ -77,18 +77,39 @@ class InboundGuard:
     its own. The rate-limit buckets live here, so they start afresh with a new generation.
     """
 
-    def __init__(self, security: Any, api_keys: Sequence[str], slug: str) -> None:
+    def __init__(
+        self,
+        security: Any,
+        api_keys: Sequence[str],
+        slug: str,
+        *,
+        rate_limited: bool = True,
+        extra_hosts: Sequence[str] = (),
+    ) -> None:
         self.security = security
         self.slug = slug
         self._keys = KeyRing(api_keys)
-        self._hosts = HostAllowList(security.allowed_hosts)
+        self._hosts = HostAllowList([*security.allowed_hosts, *extra_hosts])
         self._cors = frozenset(origin.lower() for origin in security.cors_origins)
         rate = security.rate_limit
-        self._limiter = RateLimiter(rate.requests_per_minute) if rate.requests_per_minute > 0 else None
+        limited = rate_limited and rate.requests_per_minute > 0
+        self._limiter = RateLimiter(rate.requests_per_minute) if limited else None
         self._limit_loopback = bool(rate.include_loopback)
         self._max_body = int(security.max_request_bytes)
         if self._keys.required and not len(self._keys):
             logger.warning("profile %s: every configured API key is empty; no request will be accepted", slug)
+
+    @classmethod
+    def for_operator(cls, security: Any, public_host: str | None = None) -> InboundGuard:
+        """The guard of the operator routes (`/status`, `/readyz`, `/healthz`, `/traffic/...`, `/oauth/callback`).
+
+        The same layers as a profile's endpoint, minus the API key (health probes carry none) and the rate limit
+        (monitors poll): Host and Origin (so a DNS-rebound page cannot read `/status`), header count and size,
+        body size and time. `public_host`, the `host:port` of `public_url`, is accepted too: the browser comes
+        back to `/oauth/callback` by that name.
+        """
+        extra = (public_host,) if public_host else ()
+        return cls(security, (), "(operator routes)", rate_limited=False, extra_hosts=extra)
 
     def __repr__(self) -> str:
         return f"InboundGuard({self.slug!r}, {self._keys!r}, {self._limiter!r})"
@@ -235,8 +256,8 @@ class InboundGuard:
         level = logging.DEBUG if refusal.status == 429 else logging.INFO
         logger.log(
             level,
-            "profile %s: %s %s from %s refused with %d (%s)",
-            self.slug,
+            "%s: %s %s from %s refused with %d (%s)",
+            f"profile {self.slug}" if not self.slug.startswith("(") else self.slug.strip("()"),
             scope.get("method"),
             scope.get("path"),
             client[0] if client else "local",
