@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -52,6 +53,7 @@ def test_a_matching_catalog_is_untouched() -> None:
 
 
 def test_warn_serves_and_flags(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)  # commands run earlier in this process may have set the root level higher
     g = guard("warn")
     assert names(guarded_catalog(RUG_PULLED, g)) == ["a__echo", "a__add", "a__new", "b__now"]
     status = g.status()

@@ -17,7 +17,8 @@ from local_mcp_gateway.gitops.source import config_commit
 from tests.conftest import ConfigRepo, mcp_client
 from tests.gitops.helpers import defined_server, echo_tool, git, write_definitions
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300)]
+"""Each test starts a gateway, upstreams and lock runs as processes: generous on a loaded shared machine."""
 
 DEADLINE = 30.0
 """Bound on waiting for an upstream's change or a lock reload to show (quiet period, re-listing, a loaded machine)."""

@@ -15,6 +15,9 @@ from tests.gitops.helpers import defined_server, echo_tool, write_definitions
 PROMPT = {"name": "greet", "description": "Say hello", "arguments": [{"name": "who", "required": True}]}
 TEMPLATE = {"uriTemplate": "defined://item/{id}", "name": "item", "description": "One item"}
 
+pytestmark = pytest.mark.timeout(300)
+"""These tests run upstreams (and git) as processes: generous on a loaded shared machine."""
+
 
 @pytest.fixture
 def repo(config_repo: ConfigRepo, monkeypatch: pytest.MonkeyPatch) -> ConfigRepo:

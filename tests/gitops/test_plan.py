@@ -16,6 +16,9 @@ from local_mcp_gateway.cli import main
 from tests.conftest import PYTHON, ConfigRepo
 from tests.gitops.helpers import defined_server, echo_tool, git, write_definitions
 
+pytestmark = pytest.mark.timeout(300)
+"""These tests run upstreams (and git) as processes: generous on a loaded shared machine."""
+
 
 def plan(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:
     code = main(["plan", *args, "--format", "json"])
