@@ -20,6 +20,7 @@ __all__ = [
     "PREFIX_PATTERN",
     "GatewayConfig",
     "ListenConfig",
+    "LockConfig",
     "LoggingConfig",
     "OAuthConfig",
     "ProfileConfig",
@@ -33,6 +34,7 @@ __all__ = [
     "ToolOverride",
     "ToolsConfig",
     "TrafficLogConfig",
+    "UIConfig",
 ]
 
 AGE_RECIPIENT_PATTERN = r"^age1[02-9ac-hj-np-z]{58}$"
@@ -190,6 +192,13 @@ def _empty_when_null(value: Any) -> Any:
     return {} if value is None else value
 
 
+class LockConfig(_Model):
+    """How the running gateway treats tools that differ from the reviewed lock file `profiles/<slug>.lock.json`."""
+
+    policy: Literal["off", "warn", "hide", "block"] = "warn"
+    """`off`: ignore the lock; `warn`: log and flag in /status a tool whose definition differs from the lock or is not in it; `hide`: also hide such tools from clients; `block`: take the server offering such a tool out of the profile. Without this key the policy is `warn` when a lock file exists, else `off`."""
+
+
 class ProfileConfig(_Model):
     """profiles/<slug>.yaml: one profile, served at /mcp/<slug>."""
 
@@ -199,6 +208,8 @@ class ProfileConfig(_Model):
     """Servers of this profile, in order (the first wins a name clash): catalog references or inline servers."""
     api_keys: list[Template] = []
     """If any: clients must send `Authorization: Bearer <key>` with one of these (or a gateway-wide key). Write them as `${secret:NAME}`."""
+    lock: LockConfig | None = None
+    """Enforcement of the lock file `profiles/<slug>.lock.json` (written by `local-mcp-gateway lock`)."""
 
 
 class ListenConfig(_Model):
@@ -280,6 +291,17 @@ class LoggingConfig(_Model):
     """Redacted MCP traffic log."""
 
 
+class UIConfig(_Model):
+    """The read-only dashboard at /ui/ (status, tools, traffic, client setup)."""
+
+    enabled: bool = True
+    """Serve /ui/. Its code is loaded on the first request, so a gateway nobody looks at does not pay for it."""
+    loopback: bool = True
+    """Callers on 127.0.0.1/::1 may open /ui/ without a key. Set false behind a reverse proxy on the same host, where every caller looks local."""
+    admin_keys: list[Template] = []
+    """Keys that open /ui/ from any address: sent as `Authorization: Bearer <key>`, or typed once into the page's sign-in form (the browser then holds a session cookie, never the key). Write them as `${secret:NAME}`."""
+
+
 class GatewayConfig(_Model):
     """gateway.yaml: gateway-wide settings and the shared server catalog."""
 
@@ -305,3 +327,5 @@ class GatewayConfig(_Model):
     """Host checks, CORS, rate limits, request size, keys, command allow-list, TLS."""
     logging: LoggingConfig = LoggingConfig()
     """Log level and format, and the traffic log."""
+    ui: UIConfig = UIConfig()
+    """The read-only dashboard at /ui/ and who may open it."""

@@ -44,6 +44,8 @@ class ProfileSpec:
     servers: tuple[ServerSpec, ...]
     api_keys: tuple[Template, ...]
     file: Path
+    lock_policy: str | None = None
+    """`lock.policy` as written in the profile; None when the key is absent (see `gitops.lockfile`)."""
 
 
 @dataclass(frozen=True)
