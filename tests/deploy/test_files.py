@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import configparser
-import os
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import REPO
+from tests.replicas.cluster import haproxy_binary
 
 CONTAINERFILE = REPO / "Containerfile"
 HAPROXY_EXAMPLE = REPO / "deploy" / "haproxy" / "haproxy.cfg"
 UNIT = REPO / "deploy" / "systemd" / "local-mcp-gateway.service"
-
-
-def haproxy() -> str:
-    """The haproxy binary (Debian package `haproxy`): missing fails under CI, and skips with a reason elsewhere."""
-    found = shutil.which("haproxy") or next((p for p in ("/usr/sbin/haproxy",) if os.path.exists(p)), None)
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("haproxy is missing; .ci/run installs the Debian package `haproxy`")
-        pytest.skip("haproxy is not installed (apt-get install haproxy); CI installs it")
-    return found
 
 
 def instructions(text: str) -> list[tuple[str, str]]:
@@ -61,7 +48,7 @@ def test_the_haproxy_example_is_valid_and_hashes_on_the_session(tmp_path: Path) 
     text = HAPROXY_EXAMPLE.read_text()
     assert "balance hdr(Mcp-Session-Id)" in text and "hash-type consistent" in text
     assert "option httpchk GET /readyz" in text
-    result = subprocess.run([haproxy(), "-c", "-f", str(HAPROXY_EXAMPLE)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([haproxy_binary(), "-c", "-f", str(HAPROXY_EXAMPLE)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -81,12 +81,18 @@ async def modern_pid(http: httpx2.AsyncClient, url: str) -> int | None:
     return int(answer["result"]["content"][0]["text"])
 
 
-async def replica_pids(cluster: Cluster) -> list[int]:
-    """The echo server's pid behind each replica, asked directly (not through the load balancer)."""
+async def replica_pids(cluster: Cluster) -> dict[int, int]:
+    """Echo server pid -> replica, asked directly (not through the load balancer) on both lines: a replica may
+    serve 2025-line sessions over a connection (and process) of its own beside the 2026-07-28 one."""
+    found: dict[int, int] = {}
     async with httpx2.AsyncClient() as http:
-        pids = [await modern_pid(http, gateway.url("p")) for gateway in cluster.gateways]
-    assert all(pids), pids
-    return pids  # type: ignore[return-value]
+        for n, gateway in enumerate(cluster.gateways):
+            pid = await modern_pid(http, gateway.url("p"))
+            assert pid is not None
+            found[pid] = n
+            async with mcp_client(gateway.url("p")) as client:
+                found[int((await client.call_tool("a__pid", {})).content[0].text)] = n
+    return found
 
 
 async def test_a_session_unknown_to_a_replica_gets_404_never_500(cluster: Cluster) -> None:
@@ -129,8 +135,7 @@ async def test_a_symlink_swap_reaches_every_replica(cluster: Cluster) -> None:
 
 
 async def test_a_replica_killed_under_load(cluster: Cluster) -> None:
-    pids = await replica_pids(cluster)
-    replica_of = {pid: n for n, pid in enumerate(pids)}
+    replica_of = await replica_pids(cluster)
     url = f"{cluster.lb_url}/mcp/p"
     done = {"calls": 0}
     kill_now, killed = anyio.Event(), anyio.Event()

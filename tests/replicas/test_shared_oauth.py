@@ -26,6 +26,7 @@ from tests.oauth.conftest import (  # noqa: F401 - fixtures
     protected,
     remote_server,
     store,
+    wait_auth_url,
     wait_state,
 )
 from tests.replicas.cluster import Cluster, haproxy_binary, new_cluster
@@ -107,7 +108,7 @@ async def test_one_login_for_all_replicas_and_one_refresh(oauth_cluster: Cluster
 async def test_an_unreachable_state_folder_keeps_the_tokens_in_memory(store, auth_server, protected):  # noqa: F811
     auth_server.token_lifetime = 600
     async with gatewayish(store) as gw, gw.upstream(remote_server(protected.url)) as upstream:
-        url = await wait_state(upstream, UpstreamState.NEEDS_AUTH) or upstream.auth_url
+        url = await wait_auth_url(upstream)
         page = await open_login(url)
         assert page.status_code == 200, page.text
         await wait_state(upstream, UpstreamState.READY)

@@ -100,6 +100,6 @@ def config_commit(root: Path) -> dict[str, Any] | None:
     try:
         commit = _git(["rev-parse", "--verify", "HEAD"], path)
         dirty = bool(_git(["status", "--porcelain", "--untracked-files=no", "--", "."], path))
-    except GitError:
-        return None
+    except GitError:  # not a work tree: a revision folder named by its commit (the resolved git-sync link)
+        return {"commit": path.name, "source": "symlink", "link": None} if _COMMIT.match(path.name) else None
     return {"commit": commit, "source": "git", "dirty": dirty}
