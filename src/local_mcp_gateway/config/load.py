@@ -88,6 +88,8 @@ def load_snapshot(config_path: Path, *, environ: Mapping[str, str] | None = None
                 servers=servers,
                 api_keys=tuple(source.config.api_keys),
                 file=source.doc.file,
+                oauth=source.config.oauth,
+                access=tuple(source.config.access),
             )
 
     if gateway is not None and gateway_doc is not None:

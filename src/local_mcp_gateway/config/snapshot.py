@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from local_mcp_gateway.config.models import GatewayConfig, ServerConfig
+from local_mcp_gateway.config.models import AccessRule, GatewayConfig, InboundOAuthConfig, ServerConfig
 from local_mcp_gateway.config.template import Template
 from local_mcp_gateway.errors import ConfigIssue
 
@@ -44,6 +44,10 @@ class ProfileSpec:
     servers: tuple[ServerSpec, ...]
     api_keys: tuple[Template, ...]
     file: Path
+    oauth: InboundOAuthConfig | None = None
+    """The profile's own inbound OAuth settings (merged with `security.oauth` by the `identity` package)."""
+    access: tuple[AccessRule, ...] = ()
+    """Per-tool access rules, in the order written."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from local_mcp_gateway import __version__
 from local_mcp_gateway.mrtr import answer_rounds, pass_rounds_through, request_state_boundary, run_round
 from local_mcp_gateway.catalog import coerce_arguments, page
+from local_mcp_gateway.identity import audit_middleware, note_server, tool_allowed
 from local_mcp_gateway.profile.view import View
 from local_mcp_gateway.upstream.connection import Caller, Upstream
 
@@ -83,15 +84,17 @@ class RequestHandlers:
         return server
 
     def _middleware(self) -> list[Any]:
-        """The MCP server's middleware: the request-state seal, then (if enabled) the traffic log."""
+        """The MCP server's middleware: the request-state seal, then (if enabled) the traffic log, then the audit log."""
         chain: list[Any] = [request_state_boundary(self.options.request_state_keys, f"local-mcp-gateway/{self.slug}")]
         if self.traffic is not None:
             chain.append(self.traffic.middleware)
+        chain.append(audit_middleware)
         return chain
 
     async def _list_tools(self, ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         catalog = self._catalog_of(await self._view(ctx))
-        items, cursor = page(catalog.tools, params.cursor if params else None)
+        tools = [tool for tool in catalog.tools if tool_allowed(ctx, tool.name)]  # the caller's own view
+        items, cursor = page(tools, params.cursor if params else None)
         return types.ListToolsResult(tools=items, next_cursor=cursor)
 
     async def _list_prompts(self, ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
@@ -116,8 +119,9 @@ class RequestHandlers:
     async def _call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> Any:
         view = await self._view(ctx)
         route = self._catalog_of(view).tool_routes.get(params.name)
-        if route is None:
+        if route is None or not tool_allowed(ctx, params.name):  # a tool hidden from this caller is unknown to it
             raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name}")
+        note_server(route.server)
         upstream = self._upstream(view, route.server)
         arguments = params.arguments
         if upstream.server.coerce_arguments:
@@ -132,6 +136,7 @@ class RequestHandlers:
         route = self._catalog_of(view).prompt_routes.get(params.name)
         if route is None:
             raise MCPError(types.INVALID_PARAMS, f"Unknown prompt: {params.name}")
+        note_server(route.server)
         request = types.GetPromptRequest(
             params=types.GetPromptRequestParams(name=route.upstream_name, arguments=params.arguments, _meta=_forward_meta(ctx))
         )
@@ -143,6 +148,7 @@ class RequestHandlers:
         server = self._catalog_of(view).server_for_uri(uri)
         if server is None:
             raise MCPError(types.INVALID_PARAMS, f"Resource not found: {uri}", {"uri": uri})
+        note_server(server)
         request = types.ReadResourceRequest(params=types.ReadResourceRequestParams(uri=uri, _meta=_forward_meta(ctx)))
         return await self._forward(ctx, params, self._upstream(view, server), request)
 
