@@ -135,19 +135,20 @@ def test_bad_tokens_are_refused_before_anything_reaches_upstream(
 ) -> None:
     url = team.gateway.url("team")
     before = len(upstream.requests())
-    bad = {
-        "expired": issuer.mint(team.resource, lifetime=-600),
-        "not yet valid": issuer.mint(team.resource, nbf=int(time.time()) + 600),
-        "another profile": issuer.mint(team.resource.replace("/team", "/other")),
-        "another issuer": issuer.mint(team.resource, issuer="http://127.0.0.1:1/evil"),
-        "alg none": unsigned(issuer, team.resource),
-        "HS256 keyed with the public key": hs256_with_public_key(issuer, team.resource),
-        "bad signature": issuer.mint(team.resource)[:-8] + "AAAAAAAA",
-        "not a JWT": "definitely-not-a-token",
+    bad = {  # what is wrong -> the reason the answer gives
+        "has expired": issuer.mint(team.resource, lifetime=-600),
+        "not valid yet": issuer.mint(team.resource, nbf=int(time.time()) + 600),
+        "for another resource": issuer.mint(team.resource.replace("/team", "/other")),
+        "from another issuer": issuer.mint(team.resource, issuer="http://127.0.0.1:1/evil"),
+        "algorithm 'none'": unsigned(issuer, team.resource),
+        "algorithm 'HS256'": hs256_with_public_key(issuer, team.resource),
+        "signature does not verify": issuer.mint(team.resource)[:-8] + "AAAAAAAA",
+        "not accepted for this profile": "definitely-not-a-token",
     }
     for what, token in bad.items():
         response = post(url, token)
         assert response.status_code == 401, (what, response.status_code, response.text)
+        assert what in response.json()["message"], (what, response.json())
         params = challenge(response)
         assert params["error"] == "invalid_token", what
         assert params["resource_metadata"] == team.metadata_url, what
