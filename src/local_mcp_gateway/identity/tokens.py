@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 import httpx2
 from joserfc import jws, jwt
-from joserfc.errors import JoseError
+from joserfc.errors import ExpiredTokenError, JoseError, MissingClaimError
 from joserfc.jwk import KeySet
 
 from local_mcp_gateway.identity.resource import ResourceSettings
@@ -215,17 +215,15 @@ async def _get_json(http: httpx2.AsyncClient, url: str) -> Any:
 
 
 def _claim_problem(exc: JoseError) -> str:
-    text = {
-        "expired_token": "the token has expired",
-        "invalid_token": "the token is not valid yet",
-        "missing_claim": "the token lacks a required claim",
-    }.get(exc.error)
-    if text:
-        return text
+    """Why the claims were refused, in words for the caller (joserfc's descriptions name the claim)."""
+    if isinstance(exc, ExpiredTokenError):
+        return "the token has expired"
     description = str(exc.description or exc.error)
-    for claim in ("iss", "aud", "sub"):
+    if "not yet valid" in description:
+        return "the token is not valid yet"
+    if isinstance(exc, MissingClaimError):
+        return "the token lacks a required claim (iss, aud, exp and sub are needed)"
+    for claim, text in (("iss", "the token is from another issuer"), ("aud", "the token is for another resource")):
         if f"'{claim}'" in description:
-            return {"iss": "the token is from another issuer", "aud": "the token is for another resource"}.get(
-                claim, "the token's subject is not valid"
-            )
+            return text
     return "the token's claims are not valid"
