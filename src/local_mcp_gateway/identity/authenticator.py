@@ -93,9 +93,14 @@ class Authenticator:
             return self._unauthorized(None, self._missing_message())
         if self._keys.required and self._keys.accepts(presented):
             return Principal(key_caller_id(presented), self.policy)
-        if self._verifier is None or presented.count(".") != 2:
-            what = "token" if self._verifier is not None else "API key"
-            return self._unauthorized("invalid_token", f"the {what} was not accepted for this profile")
+        if self._verifier is None:
+            return self._unauthorized(
+                "invalid_token",
+                "the API key was not accepted for this profile; check it, or ask the operator for a current key",
+                code="invalid_key",
+            )
+        if presented.count(".") != 2:
+            return self._unauthorized("invalid_token", "the token was not accepted for this profile")
         return await self._check_token(presented)
 
     async def _check_token(self, token: str) -> Principal | Refusal:
@@ -138,12 +143,14 @@ class Authenticator:
             return "this profile needs an OAuth access token: log in with the authorization server named in the resource metadata"
         return "this profile needs an API key: send Authorization: Bearer <key>"
 
-    def _unauthorized(self, error: str | None, message: str) -> Refusal:
+    def _unauthorized(self, error: str | None, message: str, code: str | None = None) -> Refusal:
+        """401 with a challenge: RFC 9728 `resource_metadata` where tokens are accepted, else the realm alone."""
         if self.oauth is not None:
             challenge = self.oauth.challenge(error, message if error else None)
         else:
             challenge = f'Bearer realm="{AUTH_REALM}"' + (f', error="{error}"' if error else "")
-        return Refusal(401, error or "unauthorized", message, headers=((b"www-authenticate", challenge.encode()),))
+        headers = ((b"www-authenticate", challenge.encode()),)
+        return Refusal(401, code or error or "unauthorized", message, headers=headers)
 
 
 def _bearer(value: bytes) -> str | None:
