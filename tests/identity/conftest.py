@@ -85,6 +85,7 @@ class TokenIssuer:
         lifetime: int = 300,
         key: Any = None,
         kid: str | None = None,
+        with_kid: bool = True,
         **claims: Any,
     ) -> str:
         key = key or self.keys[0]
@@ -100,7 +101,8 @@ class TokenIssuer:
             **claims,
         }
         alg = "ES256" if key.key_type == "EC" else "RS256"
-        return jwt.encode({"alg": alg, "kid": kid or key.kid, "typ": "at+jwt"}, payload, key, algorithms=[alg])
+        header = {"alg": alg, "typ": "at+jwt", **({"kid": kid or key.kid} if with_kid else {})}
+        return jwt.encode(header, payload, key, algorithms=[alg])
 
 
 @pytest.fixture

@@ -195,9 +195,13 @@ def test_an_unknown_kid_costs_one_refetch_and_a_flood_no_more(team: TeamGateway,
 def test_a_rotated_key_is_fetched_on_first_sight(team: TeamGateway, issuer: TokenIssuer) -> None:
     url = team.gateway.url("team")
     assert post(url, issuer.mint(team.resource)).status_code == 200
+    assert post(url, issuer.mint(team.resource, with_kid=False)).status_code == 200  # one key: no kid needed
     new_key = issuer.rotate()
     assert post(url, issuer.mint(team.resource, key=new_key)).status_code == 200
     assert issuer.jwks_fetches == 2
+    ambiguous = post(url, issuer.mint(team.resource, with_kid=False))
+    assert ambiguous.status_code == 401
+    assert "names no signing key" in ambiguous.json()["message"]
 
 
 def test_cached_keys_keep_working_while_the_jwks_is_down(team: TeamGateway, issuer: TokenIssuer) -> None:

@@ -97,7 +97,11 @@ class TokenVerifier:
         if alg not in ASYMMETRIC_ALGORITHMS:
             raise TokenError(f"the token's algorithm {str(alg)[:16]!r} is not accepted")
         kid = header.get("kid")
-        keys = await self._keys_for(kid if isinstance(kid, str) else None)
+        keys: Any = await self._keys_for(kid if isinstance(kid, str) else None)
+        if not isinstance(kid, str):  # without a kid only an issuer with a single key is unambiguous
+            if len(keys.keys) != 1:
+                raise TokenError("the token names no signing key (kid) and the issuer has several")
+            keys = keys.keys[0]
         try:
             decoded = jwt.decode(token, keys, algorithms=[alg])
         except JoseError as exc:
