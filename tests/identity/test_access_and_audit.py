@@ -10,6 +10,7 @@ import pytest
 from mcp.shared.exceptions import MCPError
 
 from tests.conftest import mcp_client
+from tests.gateway.test_modern import envelope, post
 from tests.identity.conftest import TokenIssuer, Upstream, start_team_gateway
 
 pytestmark = pytest.mark.anyio
@@ -55,6 +56,14 @@ async def test_each_caller_sees_and_calls_only_what_its_scopes_allow(
         with pytest.raises(MCPError):
             await client.call_tool("up__boom", {})  # allowed, and fails upstream
 
+    # The stateless 2026-07-28 line gives the same per-caller view.
+    bearer = {"Authorization": f"Bearer {plain}"}
+    listed = post(url, "tools/list", {"_meta": envelope()}, headers=bearer)
+    assert {tool["name"] for tool in listed["result"]["tools"]} == everything - {"up__add", "up__boom", "up__fail"}
+    params = {"name": "up__add", "arguments": {"a": 1, "b": 2}, "_meta": envelope()}
+    refused = post(url, "tools/call", params, name="up__add", headers=bearer)
+    assert refused["error"]["message"] == "Unknown tool: up__add"
+
     calls = [(c["caller"], c["name"], c["server"], c["outcome"]) for c in team.audit_lines()]
     assert calls == [
         ("bob", "up__add", None, "denied"),
@@ -62,6 +71,7 @@ async def test_each_caller_sees_and_calls_only_what_its_scopes_allow(
         ("bob", "up__echo", "up", "ok"),
         ("dave", "up__add", "up", "ok"),
         ("dave", "up__boom", "up", "error"),
+        ("bob", "up__add", None, "denied"),
     ]
 
 

@@ -61,6 +61,13 @@ class Authenticator:
             from local_mcp_gateway.identity.tokens import TokenVerifier  # joserfc only where tokens are accepted
 
             self._verifier = TokenVerifier(oauth)
+            logger.info(
+                "profile %s accepts OAuth access tokens from %s for %s; metadata at %s",
+                policy.profile,
+                oauth.issuer,
+                oauth.audience,
+                oauth.metadata_url,
+            )
 
     def __repr__(self) -> str:
         return f"Authenticator({self.policy.profile!r}, {self._keys!r}, oauth={self.oauth is not None})"
