@@ -61,6 +61,7 @@ def create_app(gateway: Gateway) -> Quart:
             return _json({"error": "not_found", "message": "no profile accepting OAuth tokens here"}, 404)
         response = _json(oauth.metadata())
         response.headers["Cache-Control"] = "max-age=300"
+        response.headers["Access-Control-Allow-Origin"] = "*"  # public, and read by browser-based MCP clients
         return response
 
     @app.get("/oauth/callback")

@@ -94,8 +94,9 @@ def test_a_401_points_to_the_resource_metadata_which_names_the_issuer(team: Team
     assert params["resource_metadata"] == team.metadata_url
     assert params["scope"] == "mcp"
 
-    metadata = httpx2.get(team.metadata_url, timeout=10)
+    metadata = httpx2.get(team.metadata_url, headers={"Origin": "https://inspector.example"}, timeout=10)
     assert metadata.status_code == 200
+    assert metadata.headers["access-control-allow-origin"] == "*"
     assert metadata.json() == {
         "resource": team.resource,
         "authorization_servers": [issuer.url],
