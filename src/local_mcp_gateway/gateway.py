@@ -37,7 +37,10 @@ from local_mcp_gateway.reload import (
     module_stamp,
     settled_changes,
     tree_stamp,
+    watch_key,
 )
+from local_mcp_gateway.replicas.gitsync import config_commit, symlinks_on
+from local_mcp_gateway.replicas.keycheck import check_key
 from local_mcp_gateway.secrets import SecretStore, require_identity
 from local_mcp_gateway.security import InboundGuard, apply_server_limits
 from local_mcp_gateway.settings import EnvSettings
@@ -72,14 +75,22 @@ class Generation:
     """Keys for 2026-07-28 request state, derived from the age key (None without one: per-process keys)."""
     module_stamps: Mapping[str, str | None] = field(default_factory=dict)
     """Per in-process server module: a fingerprint of its source, so an edited module restarts its servers."""
+    commit: str | None = None
+    """The git commit the configuration folder holds (a repository, worktree or git-sync revision), if known."""
     public_url: str = ""
     """The URL clients reach the gateway at (`public_url`, else from the listen address): profiles' resource URLs."""
 
 
 def build_generation(config_path: Path, settings: EnvSettings, number: int) -> Generation:
-    """Load, validate and resolve the configuration (secrets decrypted); raise `GatewayError` if anything fails."""
-    snapshot = load_snapshot(config_path, environ=os.environ)
+    """Load, validate and resolve the configuration (secrets decrypted); raise `GatewayError` if anything fails.
+
+    The configuration is read from the folder `config_path` resolves to, so a symlink swapped meanwhile
+    (git-sync) cannot mix two revisions. With a key, the shared state folder is checked for the same key.
+    """
+    snapshot = load_snapshot(Path(os.path.realpath(config_path)), environ=os.environ)
     identity = require_identity(settings, snapshot)
+    if identity is not None:
+        check_key(snapshot.state_dir, identity, list(snapshot.gateway.secrets.recipients))
     store = SecretStore(snapshot.secrets_dir, identity)
     servers = {
         slug: resolve_profile(spec, secret=store.reveal_lookup, env=os.environ)
@@ -98,7 +109,9 @@ def build_generation(config_path: Path, settings: EnvSettings, number: int) -> G
     public_url = public_url_for(snapshot.gateway, settings)
     for slug in snapshot.profiles:
         resource_settings(snapshot, slug, public_url)  # inbound OAuth settings complete (an issuer), else ConfigError
-    return Generation(number, snapshot, servers, api_keys, store, loaded_at, state_keys, stamps, public_url)
+    return Generation(
+        number, snapshot, servers, api_keys, store, loaded_at, state_keys, stamps, config_commit(snapshot.root), public_url
+    )
 
 
 def profile_options(generation: Generation) -> ProfileOptions:
@@ -196,11 +209,11 @@ class Gateway:
 
     def _load_consistent(self, number: int) -> Generation:
         """Build a generation from files that did not change while they were read (bounded retries)."""
-        paths = self._watched_folders()
         for _ in range(CONSISTENT_LOAD_TRIES):
-            before = tree_stamp(paths)
+            paths = self._watched_folders()
+            before = (watch_key(paths), tree_stamp(paths))
             generation = build_generation(self.config_path, self.settings, number)
-            if tree_stamp(paths) == before:
+            if (watch_key(paths), tree_stamp(paths)) == before:
                 return generation
             time.sleep(QUIET_PERIOD_MS / 1000)
         return generation
@@ -262,14 +275,22 @@ class Gateway:
         return self.oauth.auth_for(upstream)
 
     def _watched_folders(self) -> list[Path]:
+        """The configuration folders where the config path resolves to now (a swapped symlink moves them)."""
+        root = Path(os.path.realpath(self.config_path)).parent
         info = self.generation_info
         if info is None:
-            return [self.config_path.parent]
-        snapshot = info.snapshot
-        return [snapshot.root, snapshot.profiles_dir, snapshot.secrets_dir]
+            return [root]
+        folders = [root]
+        for folder in (info.snapshot.profiles_dir, info.snapshot.secrets_dir):
+            try:  # a folder inside the configuration moves with it; one outside stays where it is
+                folders.append(root / folder.relative_to(info.snapshot.root))
+            except ValueError:
+                folders.append(folder)
+        return folders
 
     def _watched_paths(self) -> list[Path]:
         paths = self._watched_folders()
+        paths.extend(link.parent for link in symlinks_on(self.config_path))
         info = self.generation_info
         if info is not None:
             for servers in info.servers.values():
@@ -279,20 +300,26 @@ class Gateway:
         return sorted(set(paths))
 
     async def _watch(self) -> None:
-        """Watch the configuration files; restart the watcher when a new generation changes what is watched."""
+        """Watch the configuration files; re-aim the watcher when a new generation or a swapped symlink (git-sync)
+        changes what is watched."""
         while True:
             paths = self._watched_paths()
+            key = watch_key(paths)
             stop = anyio.Event()
+            # Let through module sources, the symlinks on the way (a swap) and the folders (created or removed).
+            extra = [p for p in paths if p.suffix == ".py"] + symlinks_on(self.config_path) + self._watched_folders()
             async with anyio.create_task_group() as tg:
 
                 async def follow_generations() -> None:
-                    while self._watched_paths() == paths:
+                    while watch_key(self._watched_paths()) == key:
                         await self._applied.wait()
                     stop.set()
 
                 tg.start_soon(follow_generations)
-                async for _ in settled_changes(paths, ConfigWatchFilter(p for p in paths if p.suffix == ".py"), stop):
+                async for _ in settled_changes(paths, ConfigWatchFilter(extra), stop):
                     self.request_reload()
+                    if watch_key(self._watched_paths()) != key:
+                        stop.set()  # the link points elsewhere: watch the new revision's folders
                 tg.cancel_scope.cancel()
             if not stop.is_set():  # the watcher ended by itself (a folder went away): look again shortly
                 await anyio.sleep(QUIET_PERIOD_MS / 1000)
@@ -306,6 +333,7 @@ class Gateway:
         return {
             "generation": self.generation,
             "config_digest": info.snapshot.digest if info else None,
+            "config_commit": info.commit if info else None,
             "loaded_at": info.loaded_at if info else None,
             "last_reload_error": self.last_reload_error,
             "ready": self.ready,

@@ -4,6 +4,11 @@ The watcher looks at the folder of gateway.yaml, `profiles/`, `secrets/` and the
 `module` servers. A batch of changes only says "something changed": the whole configuration is loaded again.
 A load is accepted only if the files did not change while it was being read (a `git checkout` switching many
 files at once), so a generation never mixes two commits' files.
+
+A configuration behind a symlink (git-sync publishes each revision by swapping `<root>/<link>`) is followed: the
+folder holding each symlink on the way is watched too, the load reads the resolved folder, and `watch_key` changes
+when the link points elsewhere, so the watcher re-aims at the new revision even when its load fails (a tree that
+is still incomplete is loaded again once its files settle; until then the running generation keeps serving).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ __all__ = [
     "settled_changes",
     "tree_stamp",
     "watch_config",
+    "watch_key",
 ]
 
 logger = logging.getLogger(__name__)
@@ -100,6 +106,11 @@ def tree_stamp(paths: Iterable[Path]) -> str:
                 continue
             digest.update(f"{entry.path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
+
+
+def watch_key(paths: Iterable[Path]) -> tuple[tuple[str, str, bool], ...]:
+    """What the watcher is aimed at: each path, where it resolves to and whether it exists (a change: re-aim)."""
+    return tuple((str(path), os.path.realpath(path), path.exists()) for path in sorted(set(paths)))
 
 
 async def watch_config(paths: Iterable[Path], watch_filter: ConfigWatchFilter, stop: anyio.Event):

@@ -21,6 +21,8 @@ class EnvSettings(BaseSettings):
     """An age identity, `AGE-SECRET-KEY-1...`."""
     age_key_file: Path | None = None
     """A file holding an age identity."""
+    state_dir: Path | None = None
+    """Folder for run-time state, overriding gateway.yaml's `state_dir` (read where the config is loaded)."""
     host: str | None = None
     port: int | None = None
     log_level: str | None = None

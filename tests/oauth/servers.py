@@ -128,6 +128,8 @@ class AuthServer:
     revoked: list[str] = field(default_factory=list)
     authorize_count: int = 0
     refresh_count: int = 0
+    refresh_attempts: int = 0
+    """Refresh grants asked for, granted or not (a reused refresh token counts here, not in `refresh_count`)."""
     token_paths: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -250,6 +252,7 @@ class AuthServer:
                         return error("invalid_grant")
                     return JSONResponse(self._issue(client_id, grant["resource"], grant["scope"]))
                 if form.get("grant_type") == "refresh_token":
+                    self.refresh_attempts += 1
                     old = self.refresh.pop(str(form.get("refresh_token", "")), None)
                     if old is None or old["client_id"] != client_id:
                         return error("invalid_grant")

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from local_mcp_gateway.config.issues import validation_issues
-from local_mcp_gateway.config.load import PROFILE_SUFFIXES
+from local_mcp_gateway.config.load import PROFILE_SUFFIXES, STATE_DIR_ENV
 from local_mcp_gateway.config.models import GatewayConfig, ProfileConfig
 from local_mcp_gateway.config.yamlsafe import load_yaml
 from local_mcp_gateway.commands import reporting
@@ -111,8 +111,9 @@ def read_config(args: argparse.Namespace, with_profiles: bool = False) -> Config
                     issues.extend(exc.issues)
         if issues:
             raise ConfigError(issues)
-    return ConfigView(config_path, gateway, _folder(root, gateway.secrets_dir), _folder(root, gateway.state_dir),
-                      MappingProxyType(profiles))
+    state_dir = os.environ.get(STATE_DIR_ENV)  # the same override the gateway honours (config/load.py)
+    state = Path(os.path.abspath(os.path.expanduser(state_dir))) if state_dir else _folder(root, gateway.state_dir)
+    return ConfigView(config_path, gateway, _folder(root, gateway.secrets_dir), state, MappingProxyType(profiles))
 
 
 # --------------------------------------------------------------------------------------------- keygen

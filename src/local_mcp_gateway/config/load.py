@@ -35,6 +35,9 @@ PROFILE_SUFFIXES = (".yaml", ".yml")
 
 _DEFAULT_DIRS = {"profiles_dir": "profiles", "secrets_dir": "secrets", "state_dir": "state"}
 
+STATE_DIR_ENV = "MCP_GATEWAY_STATE_DIR"
+"""Overrides `state_dir` (a shared volume outside a git-synced, read-only configuration checkout)."""
+
 
 @dataclass
 class _Run:
@@ -75,6 +78,8 @@ def load_snapshot(config_path: Path, *, environ: Mapping[str, str] | None = None
     gateway_doc = run.read(config_path)
     gateway: GatewayConfig | None = run.validate(gateway_doc, GatewayConfig) if gateway_doc else None
     dirs = _dirs(run.root, gateway, gateway_doc)
+    if run.environ.get(STATE_DIR_ENV):
+        dirs["state_dir"] = Path(os.path.abspath(os.path.expanduser(run.environ[STATE_DIR_ENV])))
     profiles = _read_profiles(run, dirs["profiles_dir"])
     catalog_names = _catalog_names(gateway, gateway_doc)
 

@@ -55,6 +55,8 @@ class _PendingLogin:
     label: str
     url: str
     relay: bool
+    command: bool = False
+    """Started by the `auth login` command (not by an upstream of this gateway)."""
     arrived: anyio.Event = field(default_factory=anyio.Event)
     done: anyio.Event = field(default_factory=anyio.Event)
     result: AuthorizationCodeResult | None = None
@@ -164,7 +166,8 @@ class OAuthManager:
         entry = self._entry(upstream.server)
         entry.upstreams.add(upstream)
         if entry.provider is None:
-            entry.provider = self._provider(entry, upstream.server)
+            # Relayed: the callback of a login this replica starts may reach any replica behind the load balancer.
+            entry.provider = self._provider(entry, upstream.server, relay=True)
         return entry.provider
 
     # -- logins ----------------------------------------------------------------------------------------------
@@ -176,7 +179,7 @@ class OAuthManager:
             # its next attempt asks for the login and shows the URL.
             raise AuthError(f"{entry.label}: the server refused the stored tokens and they cannot be refreshed; "
                             "a new login is needed")
-        self._pending[state] = _PendingLogin(entry.key, entry.label, url, relay)
+        self._pending[state] = _PendingLogin(entry.key, entry.label, url, relay, command=entry.announce is not None)
         if relay:
             self.state.write_json(_relay_entry(state), {"server": entry.key, "created": self.clock()})
         logger.info("OAuth login needed for %s: open the URL shown in /status (or run `local-mcp-gateway auth "
@@ -198,15 +201,15 @@ class OAuthManager:
                         await pending.arrived.wait()
                     if pending.relay and not pending.arrived.is_set():
                         self._collect_relay(state, pending)
-                    if not pending.relay and watcher.changed_on_disk():
+                    if (not pending.relay or not pending.command) and watcher.changed_on_disk():
                         record = watcher.record()
                         if record is not None and record.obtained_at >= started:
                             raise AuthError(f"{entry.label}: tokens arrived from another login; connecting with them")
         finally:
             if not pending.arrived.is_set():
                 self._pending.pop(state, None)
-                if pending.relay:
-                    self.state.delete(_relay_entry(state))
+            if pending.relay:  # answered here, relayed, or given up: a replay of the callback finds nothing
+                self.state.delete(_relay_entry(state))
         if not pending.arrived.is_set():
             raise AuthError(f"{entry.label}: no OAuth login completed within {self.login_timeout:g} s; open the URL "
                             f"shown in /status or run `local-mcp-gateway auth login {entry.name}`")
@@ -252,8 +255,8 @@ class OAuthManager:
         pending = self._pending.get(state)
         if pending is None or pending.arrived.is_set():
             if self._relay(state, params):
-                return 200, ("Login received. The `local-mcp-gateway auth login` command that started it finishes "
-                             "it; you can close this page.\n")
+                return 200, ("Login received. The gateway replica (or the `local-mcp-gateway auth login` command) "
+                             "that started it finishes it; you can close this page.\n")
             return 400, ("Unknown or already used login (`state`). Nothing was stored. Start again: open the URL "
                          "shown in /status, or run `local-mcp-gateway auth login SERVER`.\n")
         self._deliver(pending, params)
@@ -269,7 +272,8 @@ class OAuthManager:
         return 200, f"Logged in to {pending.label}. You can close this page.\n"
 
     def _relay(self, state: str, params: dict[str, str]) -> bool:
-        """Pass a callback on to the `auth login` command that started it (via `state/`); False if none did."""
+        """Pass a callback on to the replica or `auth login` command that started it (via `state/`); False if none
+        did."""
         entry = _relay_entry(state)
         value = self.state.read_json(entry)
         if not isinstance(value, dict) or "result" in value:

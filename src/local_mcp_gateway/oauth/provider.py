@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from local_mcp_gateway.errors import AuthError, GatewayError, UpstreamError
 from local_mcp_gateway.oauth.common import AS_REDIRECT_LIMIT, AS_REQUEST_TIMEOUT, Clock, refresh_due, shorten
+from local_mcp_gateway.oauth.shared import RefreshTurn, state_reachable
 from local_mcp_gateway.oauth.storage import StateTokenStorage
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ class GatewayOAuthProvider(OAuthClientProvider):
         values = {f.name: getattr(self.context, f.name) for f in fields(OAuthContext)}
         self.context = _Context(**values, clock=clock)
         self.storage = storage
+        storage.issued_to = lambda: self.context.client_info
         self.hooks = hooks
         self.label = label
         self.scope = scope
@@ -94,7 +96,14 @@ class GatewayOAuthProvider(OAuthClientProvider):
     # -- loading and saving ----------------------------------------------------------------------------------
 
     async def _initialize(self) -> None:
-        """Load tokens (with their real expiry), the client, and the metadata discovered before a restart."""
+        """Load tokens (with their real expiry), the client, and the metadata discovered before a restart.
+
+        While the state folder cannot be read (a network volume away), the tokens in memory stay in use and the
+        next request reads again."""
+        if self.context.current_tokens is not None and not state_reachable(self.storage):
+            logger.warning("%s: the state folder cannot be read; using the tokens in memory and trying again",
+                           self.label)
+            return
         asm, prm, auth_server_url = self.storage.load_metadata()
         if asm is not None:
             self.context.oauth_metadata = asm
@@ -108,6 +117,10 @@ class GatewayOAuthProvider(OAuthClientProvider):
         if record is not None and self.context.current_tokens and self.context.current_tokens.access_token:
             self.context.token_expiry_time = refresh_due(record.obtained_at, record.token.expires_in)
         self.context.client_info = await self.storage.get_client_info()
+        if record is not None and record.client is not None and self.storage.configured_client is None:
+            # The registration the tokens were issued to: another replica may have registered (and stored) its
+            # own client meanwhile, and a refresh with the wrong client is refused.
+            self.context.client_info = record.client
         self._initialized = True
 
     async def _handle_token_response(self, response: httpx2.Response) -> None:
@@ -155,12 +168,15 @@ class GatewayOAuthProvider(OAuthClientProvider):
     async def async_auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
         """The SDK's flow; its requests to the authorization server go out here, bounded by `as_timeout`."""
         if self._initialized and self.storage.changed_on_disk():
-            self._initialized = False  # tokens written by `auth login`, or removed by `auth logout`
+            self._initialized = False  # tokens written by `auth login` or another replica, or removed by logout
+        turn = await self._refresh_turn()
         flow = self._auth_flow(request)
         try:
             outgoing = await flow.__anext__()
             while True:
                 if outgoing is request:
+                    if turn is not None:  # refreshed (or found fresh) and stored: the other replicas may go on
+                        await turn.release()
                     response = yield outgoing
                 else:
                     response = await self._send_to_authorization_server(outgoing)
@@ -175,7 +191,23 @@ class GatewayOAuthProvider(OAuthClientProvider):
             self._fail_login(str(error))
             raise error from None
         finally:
+            if turn is not None:
+                await turn.release()
             await flow.aclose()
+
+    async def _refresh_turn(self) -> RefreshTurn | None:
+        """When the token is due for a refresh: wait for this server's refresh lock (another replica may be
+        refreshing), then let the flow read the tokens again: fresh ones from another replica are used as they
+        are, and only a token still due is refreshed, by the holder of the lock (see `oauth.shared`)."""
+        if not self._initialized:
+            async with self.context.lock:
+                await self._initialize()
+        if self.context.is_token_valid() or not self.context.can_refresh_token():
+            return None
+        turn = RefreshTurn(self.storage, self.label)
+        await turn.take()
+        self._initialized = False
+        return turn
 
     def _fail_login(self, message: str) -> None:
         state, self._login_state = self._login_state, None

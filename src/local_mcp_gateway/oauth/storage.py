@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,8 @@ class TokenRecord:
 
     token: OAuthToken
     obtained_at: float
+    client: OAuthClientInformationFull | None = None
+    """The client registration the tokens were issued to (replicas may each have registered one)."""
 
     def __repr__(self) -> str:
         return f"TokenRecord(obtained_at={self.obtained_at!r}, expires_in={self.token.expires_in!r})"
@@ -76,6 +79,8 @@ class StateTokenStorage:
         self.fresh = fresh
         self._signature: tuple[int, int, int] | None = None
         self._masked: set[str] = set()
+        self.issued_to: Callable[[], OAuthClientInformationFull | None] | None = None
+        """Set by the provider: the client registration new tokens are issued to, stored with them."""
 
     def __repr__(self) -> str:
         return f"StateTokenStorage({self.key!r})"
@@ -105,7 +110,9 @@ class StateTokenStorage:
         if not isinstance(value, dict):
             return None
         try:
-            record = TokenRecord(OAuthToken.model_validate(value["token"]), float(value["obtained_at"]))
+            client = value.get("client")
+            record = TokenRecord(OAuthToken.model_validate(value["token"]), float(value["obtained_at"]),
+                                 None if client is None else OAuthClientInformationFull.model_validate(client))
         except (KeyError, TypeError, ValueError, ValidationError):
             logger.warning("state file %s does not hold OAuth tokens; treating it as absent",
                            self.store.path_of(self.entry("tokens")))
@@ -125,7 +132,11 @@ class StateTokenStorage:
 
     async def set_tokens(self, tokens: OAuthToken) -> None:
         self._mask(tokens)
-        payload = {"token": tokens.model_dump(mode="json", exclude_none=True), "obtained_at": self.clock()}
+        payload: dict[str, Any] = {"token": tokens.model_dump(mode="json", exclude_none=True),
+                                   "obtained_at": self.clock()}
+        client = self.issued_to() if self.issued_to is not None and self.configured_client is None else None
+        if client is not None:  # refreshes must use the client the tokens belong to (see oauth.shared)
+            payload["client"] = client.model_dump(mode="json", exclude_none=True)
         self.store.write_json(self.entry("tokens"), payload)
         self._signature = self._disk_signature()
         self.fresh = False
