@@ -6,6 +6,7 @@ before it becomes current. `serve()` runs the profiles and Hypercorn in one task
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -25,6 +26,7 @@ from local_mcp_gateway.config.load import load_snapshot
 from local_mcp_gateway.config.resolve import resolve_profile
 from local_mcp_gateway.config.snapshot import Snapshot
 from local_mcp_gateway.errors import ConfigError, GatewayError
+from local_mcp_gateway.gitops.status import gitops_state, lock_keys, lock_status
 from local_mcp_gateway.identity import Authenticator, audit_log_for, authenticator_settings, resource_settings
 from local_mcp_gateway.mrtr import state_key_from_identity
 from local_mcp_gateway.oauth import manager_for
@@ -39,7 +41,7 @@ from local_mcp_gateway.reload import (
     tree_stamp,
     watch_key,
 )
-from local_mcp_gateway.replicas.gitsync import config_commit, symlinks_on
+from local_mcp_gateway.replicas.gitsync import symlinks_on
 from local_mcp_gateway.replicas.keycheck import check_key
 from local_mcp_gateway.secrets import SecretStore, require_identity
 from local_mcp_gateway.security import InboundGuard, apply_server_limits
@@ -75,8 +77,15 @@ class Generation:
     """Keys for 2026-07-28 request state, derived from the age key (None without one: per-process keys)."""
     module_stamps: Mapping[str, str | None] = field(default_factory=dict)
     """Per in-process server module: a fingerprint of its source, so an edited module restarts its servers."""
-    commit: str | None = None
-    """The git commit the configuration folder holds (a repository, worktree or git-sync revision), if known."""
+    locks: Mapping[str, Any] = field(default_factory=dict)
+    """Per profile with a lock policy other than `off`: its `gitops.enforce.LockGuard`."""
+    source: Mapping[str, Any] | None = None
+    """Where the configuration came from in git (see `gitops.source.config_commit`), None outside git."""
+
+    @property
+    def commit(self) -> str | None:
+        """The git commit the configuration folder holds (a repository, worktree or git-sync revision), if known."""
+        return self.source["commit"] if self.source else None
     public_url: str = ""
     """The URL clients reach the gateway at (`public_url`, else from the listen address): profiles' resource URLs."""
 
@@ -106,11 +115,12 @@ def build_generation(config_path: Path, settings: EnvSettings, number: int) -> G
     state_keys = [state_key_from_identity(identity.reveal())] if identity is not None else None
     modules = {server.module for resolved in servers.values() for server in resolved if server.module}
     stamps = {module: module_stamp(module) for module in sorted(modules)}
+    locks, source = gitops_state(snapshot)
     public_url = public_url_for(snapshot.gateway, settings)
     for slug in snapshot.profiles:
         resource_settings(snapshot, slug, public_url)  # inbound OAuth settings complete (an issuer), else ConfigError
     return Generation(
-        number, snapshot, servers, api_keys, store, loaded_at, state_keys, stamps, config_commit(snapshot.root), public_url
+        number, snapshot, servers, api_keys, store, loaded_at, state_keys, stamps, locks, source, public_url
     )
 
 
@@ -198,6 +208,8 @@ class Gateway:
                 generation = await anyio.to_thread.run_sync(self._load_consistent, number)
                 if self._unchanged(generation):
                     logger.info("reload: nothing changed")
+                    assert self.generation_info is not None
+                    self.generation_info = dataclasses.replace(self.generation_info, source=generation.source)
                 else:
                     await self._apply(generation)
             except GatewayError as exc:
@@ -224,6 +236,8 @@ class Gateway:
             return False
         if current.api_keys != generation.api_keys or current.module_stamps != generation.module_stamps:
             return False
+        if lock_keys(current.locks) != lock_keys(generation.locks):
+            return False
         return all(
             [s.fingerprint for s in current.servers.get(slug, ())] == [s.fingerprint for s in servers]
             for slug, servers in generation.servers.items()
@@ -233,11 +247,12 @@ class Gateway:
         """Make `generation` current: new profiles start, changed ones update in place, removed ones stop."""
         assert self._tg is not None
         snapshot = generation.snapshot
-        options = profile_options(generation)
+        base_options = profile_options(generation)
         self.oauth = manager_for(snapshot, self.settings, self.oauth)  # first: it may raise before anything changed
         self.audit = audit_log_for(snapshot, self.audit)
         for slug, servers in generation.servers.items():
             spec = snapshot.profiles[slug]
+            options = dataclasses.replace(base_options, lock=generation.locks.get(slug))
             keys = generation.api_keys[slug]
             identity = authenticator_settings(snapshot, slug, keys, generation.public_url, self.audit)
             settings = (snapshot.gateway.security, keys, identity)
@@ -334,12 +349,16 @@ class Gateway:
             "generation": self.generation,
             "config_digest": info.snapshot.digest if info else None,
             "config_commit": info.commit if info else None,
+            "config_source": info.source if info else None,
             "loaded_at": info.loaded_at if info else None,
             "last_reload_error": self.last_reload_error,
             "ready": self.ready,
             "default_profile": self.default_profile,
             "oauth": self.oauth.status() if self.oauth is not None else {},
-            "profiles": {slug: profile.status() for slug, profile in sorted(self.profiles.items())},
+            "profiles": {
+                slug: {**profile.status(), "lock": lock_status(profile.options.lock)}
+                for slug, profile in sorted(self.profiles.items())
+            },
         }
 
 

@@ -48,7 +48,9 @@ MAX_COLLECT_MS = 2000
 WATCH_WAKEUP_MS = 500
 """How long the watcher thread blocks at most; a stop (or shutdown) waits for it, so keep it short."""
 
-CONFIG_SUFFIXES = (".yaml", ".yml", ".age", ".py")
+CONFIG_SUFFIXES = (".yaml", ".yml", ".age", ".lock.json", ".py")
+WATCHED_SUFFIXES = CONFIG_SUFFIXES[:4]
+"""Configuration files proper (module sources are watched by name): YAML, secrets and profile lock files."""
 
 
 class ConfigWatchFilter:
@@ -63,7 +65,7 @@ class ConfigWatchFilter:
         name = os.path.basename(path)
         if name.startswith(".") or name.endswith(("~", ".swp", ".swx", ".tmp")):
             return False
-        return name.endswith(CONFIG_SUFFIXES[:3])
+        return name.endswith(WATCHED_SUFFIXES)
 
 
 def module_source(spec: str) -> Path | None:

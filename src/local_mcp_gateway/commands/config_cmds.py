@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -29,8 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     validate.add_argument("-c", "--config", help="gateway.yaml (default: $MCP_GATEWAY_CONFIG, else ./gateway.yaml)")
     validate.add_argument(
-        "--format", choices=("text", "github"), default="text",
-        help="text: file:line:col: path: message; github: workflow annotations",
+        "--format", choices=("text", "github", "json", "sarif"), default="text",
+        help="text: file:line:col: path: message; github: workflow annotations; json: {valid, errors, warnings}; "
+        "sarif: SARIF 2.1.0 for code scanning",
     )
     validate.set_defaults(handler=run_validate)
 
@@ -68,22 +70,41 @@ def _format(issue: ConfigIssue, fmt: str, *, warning: bool) -> str:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    """Load and check the configuration; print every issue, one per line."""
+    """Load and check the configuration (lock files included); print every issue, one per line."""
     path = EnvSettings().config_path(args.config)
+    profiles: list[str] = []
     try:
         snapshot = load_snapshot(path, environ=os.environ)
     except ConfigError as exc:
-        for issue in exc.issues:
-            print(_format(issue, args.format, warning=False))
+        errors, warnings = list(exc.issues), []
+    else:
+        from local_mcp_gateway.gitops.lockfile import check_locks
+
+        errors, warnings = check_locks(snapshot)
+        warnings = [*snapshot.warnings, *warnings]
+        profiles = list(snapshot.profiles)
+    if args.format in ("json", "sarif"):
+        from local_mcp_gateway.gitops.report import json_report, sarif_report
+
+        shown_errors, shown_warnings = [_shown(i) for i in errors], [_shown(i) for i in warnings]
+        report = (
+            sarif_report(shown_errors, shown_warnings)
+            if args.format == "sarif"
+            else json_report(shown_errors, shown_warnings, profiles)
+        )
+        print(json.dumps(report, indent=2))
+        return EXIT_INVALID if errors else EXIT_OK
+    for issue in errors:
+        print(_format(issue, args.format, warning=False))
+    if errors:
         if args.format == "text":
-            count = len(exc.issues)
+            count = len(errors)
             print(f"{path}: invalid, {count} issue{'s' if count != 1 else ''}", file=sys.stderr)
         return EXIT_INVALID
-    for warning in snapshot.warnings:
+    for warning in warnings:
         print(_format(warning, args.format, warning=True))
     if args.format == "text":
-        profiles = ", ".join(snapshot.profiles) or "none"
-        print(f"{path}: valid (profiles: {profiles})")
+        print(f"{path}: valid (profiles: {', '.join(profiles) or 'none'})")
     return EXIT_OK
 
 

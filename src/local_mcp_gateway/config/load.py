@@ -93,6 +93,7 @@ def load_snapshot(config_path: Path, *, environ: Mapping[str, str] | None = None
                 servers=servers,
                 api_keys=tuple(source.config.api_keys),
                 file=source.doc.file,
+                lock_policy=source.config.lock.policy if source.config.lock is not None else None,
                 oauth=source.config.oauth,
                 access=tuple(source.config.access),
             )

@@ -23,6 +23,7 @@ __all__ = [
     "PREFIX_PATTERN",
     "GatewayConfig",
     "ListenConfig",
+    "LockConfig",
     "LoggingConfig",
     "OAuthConfig",
     "ProfileConfig",
@@ -235,6 +236,13 @@ def _empty_when_null(value: Any) -> Any:
     return {} if value is None else value
 
 
+class LockConfig(_Model):
+    """How the running gateway treats tools that differ from the reviewed lock file `profiles/<slug>.lock.json`."""
+
+    policy: Literal["off", "warn", "hide", "block"] = "warn"
+    """`off`: ignore the lock; `warn`: log and flag in /status a tool whose definition differs from the lock or is not in it; `hide`: also hide such tools from clients; `block`: take the server offering such a tool out of the profile. Without this key the policy is `warn` when a lock file exists, else `off`."""
+
+
 class ProfileConfig(_Model):
     """profiles/<slug>.yaml: one profile, served at /mcp/<slug>."""
 
@@ -244,6 +252,8 @@ class ProfileConfig(_Model):
     """Servers of this profile, in order (the first wins a name clash): catalog references or inline servers."""
     api_keys: list[Template] = []
     """If any: clients must send `Authorization: Bearer <key>` with one of these (or a gateway-wide key). Write them as `${secret:NAME}`."""
+    lock: LockConfig | None = None
+    """Enforcement of the lock file `profiles/<slug>.lock.json` (written by `local-mcp-gateway lock`)."""
     oauth: InboundOAuthConfig | None = None
     """Accept OAuth access tokens (JWTs) here; fields left out come from `security.oauth`. Works beside `api_keys`."""
     access: list[AccessRule] = []

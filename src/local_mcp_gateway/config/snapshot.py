@@ -44,6 +44,8 @@ class ProfileSpec:
     servers: tuple[ServerSpec, ...]
     api_keys: tuple[Template, ...]
     file: Path
+    lock_policy: str | None = None
+    """`lock.policy` as written in the profile; None when the key is absent (see `gitops.lockfile`)."""
     oauth: InboundOAuthConfig | None = None
     """The profile's own inbound OAuth settings (merged with `security.oauth` by the `identity` package)."""
     access: tuple[AccessRule, ...] = ()

@@ -33,7 +33,8 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from local_mcp_gateway.security import TrafficLog
 from local_mcp_gateway.transport import SessionManager
-from local_mcp_gateway.catalog import Catalog, build_catalog
+from local_mcp_gateway.catalog import Catalog
+from local_mcp_gateway.gitops.enforce import guarded_catalog
 from local_mcp_gateway.profile.handlers import RequestHandlers, quietly
 from local_mcp_gateway.profile.view import View
 from local_mcp_gateway.upstream.connection import STOP_GRACE, AuthFactory, Upstream, UpstreamState
@@ -70,6 +71,9 @@ class ProfileOptions:
     """Fingerprints of in-process servers' module sources: a changed one restarts the servers using it."""
     traffic: Any = None
     """`logging.traffic` settings: when enabled, a redacted record of each MCP request (see `security.TrafficLog`)."""
+    lock: Any = None
+    """The profile's lock guard (`gitops.enforce.LockGuard`): tools differing from the reviewed lock are flagged,
+    hidden or blocked; None: no lock enforced."""
 
 
 class Profile(RequestHandlers):
@@ -296,7 +300,7 @@ class Profile(RequestHandlers):
 
     def _rebuild_catalog(self) -> None:
         entries = [(s, self.upstreams[s.name].listings) for s in self.servers if s.name in self.upstreams]
-        self._catalog = build_catalog(entries)
+        self._catalog = guarded_catalog(entries, self.options.lock)
         self._version += 1
         for clash in self._catalog.clashes:
             logger.warning("profile %s: %s", self.slug, clash)
@@ -310,7 +314,7 @@ class Profile(RequestHandlers):
                 upstream = self.upstreams.get(server.name) or view.own.get(server.name)
                 if upstream is not None:
                     entries.append((server, upstream.listings))
-            view.catalog = build_catalog(entries)
+            view.catalog = guarded_catalog(entries, self.options.lock)
             view.version = (self._version, view.own_version)
         return view.catalog
 

@@ -110,6 +110,8 @@ class Upstream(ListingsKeeper, BackChannel):
         self._connector = connector
         self._session: ClientSession | None = None
         self._capabilities: types.ServerCapabilities | None = None
+        self.server_info: types.Implementation | None = None
+        """The name and version the server announced (for lock files)."""
         self._callers: list[Caller] = []
         self._in_flight = 0
         self._idle = anyio.Event()
@@ -274,6 +276,7 @@ class Upstream(ListingsKeeper, BackChannel):
                     if self.modern:
                         stamp_caller_capabilities(session)
                     self._capabilities = session.server_capabilities
+                    self.server_info = session.server_info
                     listings = await self._list_all(session)
                 self._init_scope = None
                 if scope.cancelled_caught:
