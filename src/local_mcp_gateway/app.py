@@ -1,8 +1,10 @@
 """The HTTP face of the gateway: an ASGI dispatcher in front of a Quart app.
 
 `/mcp/<slug>` (and `/mcp` for the default profile) go straight to that profile's Streamable HTTP session
-manager, which is plain ASGI; everything else (`/healthz`, `/readyz`, `/status`, `/oauth/callback`) is served by
-Quart. The slug is taken from the raw path, so encoded slashes or dots never select another profile.
+manager, which is plain ASGI; `/ui...` goes to the dashboard (`ui.routes`, imported on the first request there,
+so a gateway nobody looks at never loads it); everything else (`/healthz`, `/readyz`, `/status`,
+`/oauth/callback`) is served by Quart. The slug is taken from the raw path, so encoded slashes or dots never
+select another profile.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import time
 from typing import TYPE_CHECKING, Any
 
 from quart import Quart, Response, request
@@ -21,6 +24,7 @@ __all__ = ["GatewayASGI", "create_app"]
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MCP_PREFIX = b"/mcp"
+UI_PREFIX = b"/ui"
 
 
 def create_app(gateway: Gateway) -> Quart:
@@ -91,6 +95,8 @@ class GatewayASGI:
     def __init__(self, gateway: Gateway, app: Quart) -> None:
         self.gateway = gateway
         self.app = app
+        self.started_at = time.time()
+        self._ui: Any = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -99,7 +105,22 @@ class GatewayASGI:
             if path == MCP_PREFIX or path.startswith(MCP_PREFIX + b"/"):
                 await self._mcp(path, scope, receive, send)
                 return
+            if path == UI_PREFIX or path.startswith(UI_PREFIX + b"/"):
+                info = self.gateway.generation_info
+                if info is not None and not info.snapshot.gateway.ui.enabled:
+                    await _plain(send, 404, {"error": "not_found", "message": "the dashboard is off (ui.enabled)"})
+                    return
+                await self._dashboard()(scope, receive, send)
+                return
         await self.app(scope, receive, send)
+
+    def _dashboard(self) -> Any:
+        """The dashboard's app, built on first use."""
+        if self._ui is None:
+            from local_mcp_gateway.ui.routes import create_ui_app
+
+            self._ui = create_ui_app(self.gateway, self.started_at)
+        return self._ui
 
     async def _mcp(self, path: bytes, scope: dict[str, Any], receive: Any, send: Any) -> None:
         rest = path[len(MCP_PREFIX) :].strip(b"/")

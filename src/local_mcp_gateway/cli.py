@@ -16,7 +16,7 @@ from local_mcp_gateway import __version__
 __all__ = ["build_parser", "entrypoint", "main"]
 
 # Modules under local_mcp_gateway.commands, each with `register(subparsers) -> None`.
-COMMAND_MODULES = ("config_cmds", "secret_cmds", "serve_cmds", "auth_cmds", "gitops_cmds")
+COMMAND_MODULES = ("config_cmds", "secret_cmds", "serve_cmds", "auth_cmds", "gitops_cmds", "ui_cmds")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -158,6 +158,8 @@ class Gateway:
         self._reload_lock = anyio.Lock()
         self._reload_requested = anyio.Event()
         self._applied = anyio.Event()
+        self.stopping = anyio.Event()
+        """Set when serving ends (SIGINT/SIGTERM): long-lived responses such as the dashboard's events end then."""
 
     @property
     def generation(self) -> int:
@@ -387,7 +389,12 @@ async def serve(
     if gateway.generation_info is not None:
         apply_server_limits(config, gateway.generation_info.snapshot.gateway.security)
     app = GatewayASGI(gateway, create_app(gateway))
-    trigger = shutdown_trigger or _signal_trigger(gateway)
+    stop = shutdown_trigger or _signal_trigger(gateway)
+
+    async def trigger() -> None:
+        await stop()
+        gateway.stopping.set()
+
     async with anyio.create_task_group() as tg:
         await tg.start(gateway.run)
         if on_listening is not None:

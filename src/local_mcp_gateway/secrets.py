@@ -441,6 +441,9 @@ def _sections(snapshot: Any) -> Iterator[tuple[str, Any]]:
     security = getattr(gateway, "security", None)
     if security is not None:
         yield "gateway security", security
+    ui = getattr(gateway, "ui", None)
+    if ui is not None:
+        yield "gateway ui", ui
     for slug, profile in sorted((getattr(snapshot, "profiles", None) or {}).items()):
         for name, config in _server_entries(getattr(profile, "servers", None)):
             yield f"profile {slug} / server {name}", config

@@ -1,5 +1,5 @@
 """What common MCP clients do against a profile that takes API keys only, run for real: the MCP Inspector's CLI
-and mcp-remote (npm, installed by `.ci/setup-mcp-clients.sh`), each with the copy-paste configuration from
+and mcp-remote (npm, installed by `.ci/setup-ui-clients.sh`), each with the copy-paste configuration from
 docs/identity.md that sends the key, and the same clients without it."""
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from tests.identity.conftest import Upstream
 pytestmark = pytest.mark.anyio
 
 NODE_BIN = REPO / ".ci" / "node" / "node_modules" / "node" / "bin"
-CLIENTS = REPO / ".ci" / "node-extra" / "clients" / "node_modules" / ".bin"
-INSPECTOR = CLIENTS / "mcp-inspector"
-MCP_REMOTE = CLIENTS / "mcp-remote"
+CLIENTS = REPO / ".ci" / "node-extra"
+INSPECTOR = CLIENTS / "inspector" / "node_modules" / ".bin" / "mcp-inspector"
+MCP_REMOTE = CLIENTS / "mcp-remote" / "node_modules" / ".bin" / "mcp-remote"
 KEY = "key-only-profile-0123456789abcdef"
 CLIENT_TIMEOUT = 120.0
 
@@ -33,7 +33,7 @@ def _need_clients() -> None:
     missing = [str(p) for p in (NODE_BIN / "node", INSPECTOR, MCP_REMOTE) if not p.exists()]
     if not missing:
         return
-    message = f"missing {', '.join(missing)}: run .ci/setup-node.sh and .ci/setup-mcp-clients.sh"
+    message = f"missing {', '.join(missing)}: run .ci/setup-node.sh and .ci/setup-ui-clients.sh"
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)

@@ -37,6 +37,7 @@ __all__ = [
     "ToolOverride",
     "ToolsConfig",
     "TrafficLogConfig",
+    "UIConfig",
 ]
 
 AGE_RECIPIENT_PATTERN = r"^age1[02-9ac-hj-np-z]{58}$"
@@ -343,6 +344,17 @@ class LoggingConfig(_Model):
     """Audit log of calls: who (token `sub`, or `key:<hash>`), what, where, outcome."""
 
 
+class UIConfig(_Model):
+    """The read-only dashboard at /ui/ (status, tools, traffic, client setup)."""
+
+    enabled: bool = True
+    """Serve /ui/. Its code is loaded on the first request, so a gateway nobody looks at does not pay for it."""
+    loopback: bool = True
+    """Callers on 127.0.0.1/::1 may open /ui/ without a key. Set false behind a reverse proxy on the same host, where every caller looks local."""
+    admin_keys: list[Template] = []
+    """Keys that open /ui/ from any address: sent as `Authorization: Bearer <key>`, or typed once into the page's sign-in form (the browser then holds a session cookie, never the key). Write them as `${secret:NAME}`."""
+
+
 class GatewayConfig(_Model):
     """gateway.yaml: gateway-wide settings and the shared server catalog."""
 
@@ -368,3 +380,5 @@ class GatewayConfig(_Model):
     """Host checks, CORS, rate limits, request size, keys, command allow-list, TLS."""
     logging: LoggingConfig = LoggingConfig()
     """Log level and format, and the traffic log."""
+    ui: UIConfig = UIConfig()
+    """The read-only dashboard at /ui/ and who may open it."""

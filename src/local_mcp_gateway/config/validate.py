@@ -234,6 +234,7 @@ def _check_gateway(sources: Sources, found: _Findings) -> None:
         if value is not None and not (sources.root / os.path.expanduser(value)).is_file():
             found.errors.append(doc.issue(("security", "tls", key), f"file not found: {value} (relative to the folder of gateway.yaml)"))
     _check_api_keys(found, doc, ("security", "api_keys"), security.api_keys)
+    _check_api_keys(found, doc, ("ui", "admin_keys"), gateway.ui.admin_keys)
 
 
 def _check_api_keys(found: _Findings, doc: Document, path: Path_, keys: list[Template]) -> None:
