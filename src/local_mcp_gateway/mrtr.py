@@ -81,10 +81,14 @@ class InputRound(Caller):
         self.answers = dict(answers)
         self.asked: dict[str, dict[str, Any]] = {}
         self.need_input = anyio.Event()
+        self.ended = anyio.Event()
+        """Set when the round is over: questions still pending upstream are answered with an error then."""
         self.refusal: MCPError | None = None
         self._count = 0
 
     async def ask(self, request: types.ServerRequest, result_type: type[Any]) -> Any:
+        if self.ended.is_set():
+            raise _abandoned(request)
         self._count += 1
         key = f"{_KINDS.get(request.method, 'input')}-{self._count}"
         if key in self.answers:
@@ -102,7 +106,19 @@ class InputRound(Caller):
         else:
             self.asked[key] = request.model_dump(by_alias=True, mode="json", exclude_none=True)
         self.need_input.set()
-        await anyio.sleep_forever()
+        # The question travels to the client in the input_required result; the upstream's request is answered
+        # with an error once the round ends, so no upstream handler waits for a connection to close. (An upstream
+        # that honours the gateway's notifications/cancelled has dropped it by then.)
+        await self.ended.wait()
+        raise _abandoned(request)
+
+
+def _abandoned(request: types.ServerRequest) -> MCPError:
+    return MCPError(
+        types.INTERNAL_ERROR,
+        f"{request.method}: the client is asked in an input_required round instead; this call was cancelled and "
+        "runs again with the client's answer",
+    )
 
 
 def _read_state(plaintext: str | None) -> tuple[dict[str, Any], list[str]]:
@@ -133,6 +149,26 @@ async def run_round(
     round_ = InputRound(ctx.session, ctx.request_id, answers)
     outcome: dict[str, Any] = {}
 
+    try:
+        await _race(round_, call, outcome)
+    finally:
+        round_.ended.set()  # whatever ended the round (an answer, a question, the client leaving)
+
+    if "error" in outcome:
+        raise outcome["error"]
+    if "result" in outcome:
+        return outcome["result"]
+    if round_.refusal is not None:
+        raise round_.refusal
+    state = json.dumps({"answers": answers, "asked": sorted(round_.asked)}, separators=(",", ":"), sort_keys=True)
+    return types.InputRequiredResult(
+        input_requests={key: _input_request(value) for key, value in round_.asked.items()},
+        request_state=state,
+    )
+
+
+async def _race(round_: InputRound, call: Callable[[Caller], Awaitable[dict[str, Any]]], outcome: dict[str, Any]) -> None:
+    """Run the upstream call until it completes or asks; its first question ends it after `COLLECT_WINDOW`."""
     async with anyio.create_task_group() as tg:
 
         async def run() -> None:
@@ -151,18 +187,6 @@ async def run_round(
 
         tg.start_soon(run)
         tg.start_soon(watch)
-
-    if "error" in outcome:
-        raise outcome["error"]
-    if "result" in outcome:
-        return outcome["result"]
-    if round_.refusal is not None:
-        raise round_.refusal
-    state = json.dumps({"answers": answers, "asked": sorted(round_.asked)}, separators=(",", ":"), sort_keys=True)
-    return types.InputRequiredResult(
-        input_requests={key: _input_request(value) for key, value in round_.asked.items()},
-        request_state=state,
-    )
 
 
 def _input_request(raw: dict[str, Any]) -> Any:

@@ -86,3 +86,40 @@ def test_next_suite_unfiltered_fails_only_where_expected(fixture_server: Fixture
     listed = {line.strip()[2:] for line in EXPECTED_FAILURES.read_text().splitlines() if line.strip().startswith("- ")}
     assert failing == listed, _report(output)
     assert returncode == 0, _report(output)
+
+
+# -- the legacy fixture: written the common mcp 2.x way ----------------------------------------------------------
+
+LEGACY_EXPECTED_FAILURES: Final = Path(__file__).with_name("expected_failures_legacy_2026.yml")
+
+
+@pytest.fixture(scope="module")
+def legacy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FixtureProcess]:
+    log = tmp_path_factory.mktemp("conformance") / "legacy.stderr"
+    with http_fixture("conformance_legacy.py", stderr_path=log) as server:
+        yield server
+
+
+@pytest.mark.parametrize("version, spec_version", [("0.1.16", None), ("next", "2025-11-25")])
+def test_the_legacy_fixture_passes_every_handshake_scenario(legacy_server: FixtureProcess, version, spec_version) -> None:
+    returncode, output = run_conformance(legacy_server.url, version=version, spec_version=spec_version, suite="all")
+    results = parse_summary(output)
+    assert STABLE_SCENARIOS <= set(results), _report(output)
+    assert [name for name, result in results.items() if not result.ok] == [], _report(output)
+    assert returncode == 0, _report(output)
+
+
+def test_the_legacy_fixture_fails_directly_exactly_what_its_baseline_lists(legacy_server: FixtureProcess) -> None:
+    """The expected failures used through the gateway are scenarios the fixture fails directly, and only those."""
+    returncode, output = run_conformance(
+        legacy_server.url, version="next", spec_version="2026-07-28", expected_failures=LEGACY_EXPECTED_FAILURES
+    )
+    results = parse_summary(output)
+    failing = {name for name, result in results.items() if not result.ok}
+    listed = {
+        line.strip()[2:].split("#")[0].strip()
+        for line in LEGACY_EXPECTED_FAILURES.read_text().splitlines()
+        if line.strip().startswith("- ")
+    }
+    assert failing <= listed, _report(output)
+    assert returncode == 0, _report(output)  # the suite also exits 1 when a listed scenario passes

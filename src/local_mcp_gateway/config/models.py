@@ -175,8 +175,8 @@ class _ServerFields(_Model):
     """Longest time one request to this server may take."""
     isolation: Literal["shared", "per_session"] = "shared"
     """`shared`: one upstream connection for all clients; `per_session`: one per client session."""
-    protocol: Literal["auto", "handshake"] = "auto"
-    """Protocol line towards this server: `auto` speaks 2026-07-28 where the server answers `server/discover`, else the handshake line; `handshake` always uses `initialize` (for servers whose tools ask their caller with server-initiated requests, which 2026-07-28 does not carry)."""
+    protocol: Literal["auto", "handshake", "modern"] = "auto"
+    """Protocol line towards this server. `auto`: mirror each client, towards a server that speaks both lines (2026-07-28 clients over a 2026-07-28 connection, session clients over a handshake connection, opened on first use); a server that does not answer `server/discover` gets the handshake line for everyone. `handshake`: always `initialize`. `modern`: always 2026-07-28 (a server that does not answer `server/discover` fails to start)."""
     tools: ToolsConfig = ToolsConfig()
     """Which tools clients see, and overrides of their names, descriptions and schemas."""
     coerce_arguments: bool = True

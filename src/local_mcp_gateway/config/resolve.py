@@ -67,7 +67,7 @@ class ResolvedServer:
     oauth: ResolvedOAuth | None
     module: str | None
     isolation: Literal["shared", "per_session"]
-    protocol: Literal["auto", "handshake"]
+    protocol: Literal["auto", "handshake", "modern"]
     timeout_seconds: float
     tools: ToolsConfig
     coerce_arguments: bool

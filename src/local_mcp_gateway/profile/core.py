@@ -37,6 +37,7 @@ from local_mcp_gateway.catalog import Catalog
 from local_mcp_gateway.gitops.enforce import guarded_catalog
 from local_mcp_gateway.profile.handlers import RequestHandlers, quietly
 from local_mcp_gateway.profile.view import View
+from local_mcp_gateway.upstream import eras
 from local_mcp_gateway.upstream.connection import STOP_GRACE, AuthFactory, Upstream, UpstreamState
 
 __all__ = ["Profile", "ProfileOptions"]
@@ -240,6 +241,7 @@ class Profile(RequestHandlers):
                     restarts=upstream.restarts,
                     error=upstream.error,
                 )
+                entry.update(eras.line_status(upstream))
                 if upstream.auth_url:
                     entry["auth_url"] = upstream.auth_url
             else:

@@ -27,6 +27,7 @@ from local_mcp_gateway.mrtr import answer_rounds, pass_rounds_through, request_s
 from local_mcp_gateway.catalog import coerce_arguments, page
 from local_mcp_gateway.identity import audit_middleware, note_server, tool_allowed
 from local_mcp_gateway.profile.view import View
+from local_mcp_gateway.upstream import eras
 from local_mcp_gateway.upstream.connection import Caller, Upstream
 
 __all__ = ["ProfileServer", "RequestHandlers", "quietly"]
@@ -156,6 +157,7 @@ class RequestHandlers:
         """Send a client's request upstream; server-to-client questions go back to this caller (see `mrtr.py`)."""
         progress = _progress_forwarder(ctx)
         modern_caller = ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+        upstream = await eras.mirror(upstream, modern_caller, self._tg)  # the caller's line where the server has it
         if upstream.modern:
             if modern_caller:
                 return await pass_rounds_through(ctx, params, upstream, request, progress)
@@ -172,8 +174,9 @@ class RequestHandlers:
         if server is None:
             raise MCPError(types.INVALID_PARAMS, f"Resource not found: {uri}", {"uri": uri})
         upstream = self._upstream(view, server)
-        if not self._subscribed_elsewhere(uri, upstream, view):
-            await upstream.subscribe(uri)
+        line = await eras.mirror(upstream, False, self._tg)  # only session clients subscribe this way
+        if line is not upstream or not self._subscribed_elsewhere(uri, upstream, view):
+            await line.subscribe(uri)  # towards a server of both lines: on the session line (subscribing is idempotent)
         view.subscriptions.add(uri)
         return types.EmptyResult()
 
@@ -201,7 +204,7 @@ class RequestHandlers:
             upstream = view.own.get(server)
         if upstream is None or self._subscribed_elsewhere(uri, upstream, view):
             return
-        await quietly(upstream.unsubscribe(uri))
+        await quietly(eras.session_line(upstream, view is self._stateless_view).unsubscribe(uri))
 
     async def _complete(self, ctx: Any, params: types.CompleteRequestParams) -> Any:
         view = await self._view(ctx)
@@ -221,7 +224,9 @@ class RequestHandlers:
         request = types.CompleteRequest(
             params=types.CompleteRequestParams(ref=ref, argument=params.argument, context=params.context)
         )
-        result = await self._upstream(view, server).request(request, Caller(ctx.session, ctx.request_id))
+        modern_caller = ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+        upstream = await eras.mirror(self._upstream(view, server), modern_caller, self._tg)
+        result = await upstream.request(request, Caller(ctx.session, ctx.request_id))
         return _for_caller(ctx, result)
 
     async def _subscriptions_listen(self, ctx: Any, params: types.SubscriptionsListenRequestParams) -> Any:

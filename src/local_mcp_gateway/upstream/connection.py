@@ -17,12 +17,12 @@ from typing import Any
 import anyio
 import mcp.types as types
 from mcp import ClientSession
-from mcp.client._probe import negotiate_auto
 from mcp.shared.exceptions import MCPError
 from pydantic import TypeAdapter
 
 from local_mcp_gateway import __version__
 from local_mcp_gateway.errors import UpstreamError
+from local_mcp_gateway.upstream import eras
 from local_mcp_gateway.upstream.backchannel import BackChannel
 from local_mcp_gateway.upstream.common import (
     CALLER_CAPABILITIES,
@@ -268,16 +268,13 @@ class Upstream(ListingsKeeper, BackChannel):
             ) as session:
                 with anyio.CancelScope(deadline=anyio.current_time() + self._startup_timeout) as scope:
                     self._init_scope = scope
-                    if getattr(self.server, "protocol", "auto") == "handshake":
-                        await session.initialize()
-                    else:
-                        await negotiate_auto(session)  # server/discover (2026-07-28) where served, else initialize
+                    await eras.negotiate(self, session)  # the line: `protocol`, and what the server answers
                     self.modern = session.discover_result is not None
                     if self.modern:
                         stamp_caller_capabilities(session)
                     self._capabilities = session.server_capabilities
                     self.server_info = session.server_info
-                    listings = await self._list_all(session)
+                    listings = await eras.first_listing(self, session)
                 self._init_scope = None
                 if scope.cancelled_caught:
                     raise UpstreamError(f"no answer to initialize within {self._startup_timeout:g} s")
