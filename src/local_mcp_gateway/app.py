@@ -68,6 +68,20 @@ def create_app(gateway: Gateway) -> Quart:
             return _json({"error": "not_found", "message": "no traffic log for this profile"}, 404)
         return _json(profile.traffic.as_json())
 
+    @app.get("/.well-known/oauth-protected-resource/<path:resource>")
+    async def protected_resource_metadata(resource: str) -> Response:
+        """RFC 9728 metadata of a profile that accepts OAuth access tokens (`/mcp/<slug>` after the prefix)."""
+        head, _, slug = resource.rstrip("/").rpartition("/")
+        guard = gateway.guards.get(slug) if head.endswith("mcp") else None
+        authenticator = getattr(guard, "authenticator", None)
+        oauth = getattr(authenticator, "oauth", None)
+        if oauth is None or not oauth.metadata_url.endswith("/" + resource.rstrip("/")):
+            return _json({"error": "not_found", "message": "no profile accepting OAuth tokens here"}, 404)
+        response = _json(oauth.metadata())
+        response.headers["Cache-Control"] = "max-age=300"
+        response.headers["Access-Control-Allow-Origin"] = "*"  # public, and read by browser-based MCP clients
+        return response
+
     @app.get("/oauth/callback")
     async def oauth_callback() -> Response:
         if gateway.oauth is None:

@@ -29,8 +29,10 @@ from local_mcp_gateway.config.resolve import resolve_profile
 from local_mcp_gateway.config.snapshot import Snapshot
 from local_mcp_gateway.errors import ConfigError, GatewayError
 from local_mcp_gateway.gitops.status import gitops_state, lock_keys, lock_status
+from local_mcp_gateway.identity import Authenticator, audit_log_for, authenticator_settings, resource_settings
 from local_mcp_gateway.mrtr import state_key_from_identity
 from local_mcp_gateway.oauth import manager_for
+from local_mcp_gateway.oauth.common import public_url_for
 from local_mcp_gateway.profile import Profile, ProfileOptions
 from local_mcp_gateway.redact import RedactedText
 from local_mcp_gateway.reload import (
@@ -87,6 +89,8 @@ class Generation:
     def commit(self) -> str | None:
         """The git commit the configuration folder holds (a repository, worktree or git-sync revision), if known."""
         return self.source["commit"] if self.source else None
+    public_url: str = ""
+    """The URL clients reach the gateway at (`public_url`, else from the listen address): profiles' resource URLs."""
 
 
 def build_generation(config_path: Path, settings: EnvSettings, number: int) -> Generation:
@@ -116,7 +120,12 @@ def build_generation(config_path: Path, settings: EnvSettings, number: int) -> G
     modules = {server.module for resolved in servers.values() for server in resolved if server.module}
     stamps = {module: module_stamp(module) for module in sorted(modules)}
     locks, source = gitops_state(snapshot)
-    return Generation(number, snapshot, servers, api_keys, store, loaded_at, state_keys, stamps, locks, source)
+    public_url = public_url_for(snapshot.gateway, settings)
+    for slug in snapshot.profiles:
+        resource_settings(snapshot, slug, public_url)  # inbound OAuth settings complete (an issuer), else ConfigError
+    return Generation(
+        number, snapshot, servers, api_keys, store, loaded_at, state_keys, stamps, locks, source, public_url
+    )
 
 
 def profile_options(generation: Generation) -> ProfileOptions:
@@ -149,7 +158,9 @@ class Gateway:
         self.generation_info: Generation | None = None
         self.profiles: dict[str, Profile] = {}
         self.guards: dict[str, InboundGuard] = {}
-        self._guard_settings: dict[str, tuple[Any, tuple[str, ...]]] = {}
+        self._guard_settings: dict[str, tuple[Any, ...]] = {}
+        self.audit: Any = None
+        """The audit log (`logging.audit`, see the `identity` package); None while it is off."""
         self.oauth: Any = None
         """The OAuth client for upstreams with `oauth` settings (see the `oauth` package); None while no server uses it."""
         self.ready = False
@@ -260,13 +271,17 @@ class Gateway:
         snapshot = generation.snapshot
         base_options = profile_options(generation)
         self.oauth = manager_for(snapshot, self.settings, self.oauth)  # first: it may raise before anything changed
+        self.audit = audit_log_for(snapshot, self.audit)
         for slug, servers in generation.servers.items():
             spec = snapshot.profiles[slug]
             options = dataclasses.replace(base_options, lock=generation.locks.get(slug))
-            settings = (snapshot.gateway.security, generation.api_keys[slug])
+            keys = generation.api_keys[slug]
+            identity = authenticator_settings(snapshot, slug, keys, generation.public_url, self.audit)
+            settings = (snapshot.gateway.security, keys, identity)
             if self._guard_settings.get(slug) != settings:
-                # A new guard only when its settings changed: rate-limit buckets survive other reloads.
-                self.guards[slug] = InboundGuard(*settings, slug)
+                # A new guard only when its settings changed: rate-limit buckets and cached signing keys survive
+                # other reloads.
+                self.guards[slug] = InboundGuard(*settings[:2], slug, authenticator=Authenticator(*identity))
                 self._guard_settings[slug] = settings
             if slug in self.profiles:
                 self.profiles[slug].apply(servers, options, description=spec.description)

@@ -468,9 +468,10 @@ def secret_references(snapshot: Any) -> list[SecretReference]:
 
 
 def _oauth_servers(snapshot: Any) -> list[str]:
+    """Upstream servers the gateway logs in to (inbound OAuth, `security.oauth`, keeps no state and needs no key)."""
     names: list[str] = []
     for where, section in _sections(snapshot):
-        if getattr(section, "oauth", None) is not None:
+        if where != "gateway security" and getattr(section, "oauth", None) is not None:
             names.append(where)
     return names
 

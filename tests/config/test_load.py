@@ -133,7 +133,7 @@ def test_unknown_keys_suggest_the_right_one(repo: Repo, at) -> None:  # type: ig
         (("gateway.yaml", 3, 3, "listen.hots"), "unknown key 'hots'; did you mean 'host'? allowed keys: host, port"),
         (
             ("profiles/p.yaml", 2, 1, "api_key"),
-            "unknown key 'api_key'; did you mean 'api_keys'? allowed keys: description, servers, api_keys, lock",
+            "unknown key 'api_key'; did you mean 'api_keys'? allowed keys: description, servers, api_keys, lock, oauth, access",
         ),
     ]
 

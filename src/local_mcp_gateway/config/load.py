@@ -94,6 +94,8 @@ def load_snapshot(config_path: Path, *, environ: Mapping[str, str] | None = None
                 api_keys=tuple(source.config.api_keys),
                 file=source.doc.file,
                 lock_policy=source.config.lock.policy if source.config.lock is not None else None,
+                oauth=source.config.oauth,
+                access=tuple(source.config.access),
             )
 
     if gateway is not None and gateway_doc is not None:
@@ -110,6 +112,7 @@ def load_snapshot(config_path: Path, *, environ: Mapping[str, str] | None = None
         )
         run.errors.extend(errors)
         run.warnings.extend(warnings)
+        run.errors.extend(_oauth_without_issuer(gateway, profiles))
 
     if run.errors or gateway is None:
         raise ConfigError(run.errors)
@@ -124,6 +127,16 @@ def load_snapshot(config_path: Path, *, environ: Mapping[str, str] | None = None
         digest=_digest(run.root, run.documents),
         warnings=tuple(run.warnings),
     )
+
+
+def _oauth_without_issuer(gateway: GatewayConfig, profiles: Any) -> list[ConfigIssue]:
+    """A profile's inbound `oauth` needs an issuer, its own or `security.oauth`'s (see the `identity` package)."""
+    default = gateway.security.oauth.issuer if gateway.security.oauth is not None else None
+    return [
+        source.doc.issue(("oauth",), "needs an issuer: set oauth.issuer here or security.oauth.issuer in gateway.yaml")
+        for source in profiles
+        if source.config is not None and source.config.oauth is not None and not (source.config.oauth.issuer or default)
+    ]
 
 
 def _dirs(root: Path, gateway: GatewayConfig | None, doc: Document | None) -> dict[str, Path]:

@@ -15,6 +15,9 @@ from local_mcp_gateway.config.template import Template
 
 __all__ = [
     "AGE_RECIPIENT_PATTERN",
+    "AccessRule",
+    "AuditLogConfig",
+    "InboundOAuthConfig",
     "MODULE_PATTERN",
     "OVERRIDABLE_FIELDS",
     "PREFIX_PATTERN",
@@ -56,6 +59,8 @@ DEFAULT_SESSION_IDLE_SECONDS = 30 * 60.0
 DEFAULT_MAX_PER_SESSION_UPSTREAMS = 16
 DEFAULT_MAX_CALLS_IN_FLIGHT = 64
 DEFAULT_MAX_BUFFERED_RESULT_BYTES = 64 * 1024 * 1024
+DEFAULT_AUDIT_MAX_BYTES = 10 * 1024 * 1024
+DEFAULT_AUDIT_BACKUPS = 5
 
 ServerKind = Literal["stdio", "remote", "inprocess"]
 
@@ -91,6 +96,46 @@ class ToolsConfig(_Model):
     """Globs of upstream tool names to hide, applied after `include`."""
     overrides: dict[str, ToolOverride] = {}
     """Per upstream tool name: a new name, description or input schema."""
+
+
+# -- who is calling: the gateway as an OAuth 2.1 protected resource (see the `identity` package) --------------
+
+HttpsUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/\S*)?$")]
+Scope = Annotated[str, StringConstraints(pattern=r"^[\x21\x23-\x5b\x5d-\x7e]+$")]
+"""An OAuth scope token (RFC 6749 section 3.3: printable ASCII without space, `"` and `\\`)."""
+
+
+class InboundOAuthConfig(_Model):
+    """Callers present OAuth 2.1 access tokens (signed JWTs) from this authorization server."""
+
+    issuer: HttpsUrl | None = None
+    """The authorization server; a token's `iss` must equal it exactly. Required here or in `security.oauth`."""
+    jwks_uri: HttpsUrl | None = None
+    """Where its signing keys are; default: `jwks_uri` of the issuer's RFC 8414 or OpenID Connect metadata."""
+    audience: HttpsUrl | None = None
+    """A token's `aud` must contain it; default: the profile's public URL, `{public_url}/mcp/<slug>` (RFC 8707)."""
+    required_scopes: list[Scope] | None = None
+    """Scopes every token needs (else 403 `insufficient_scope`); default: none, or those of `security.oauth`."""
+
+
+class AccessRule(_Model):
+    """Tools matched by `tools` are listed to, and callable by, only callers whose token has all of `scopes`."""
+
+    tools: list[Glob] = Field(min_length=1)
+    """Globs (fnmatch, case-sensitive) of client-visible tool names, e.g. `github__*`."""
+    scopes: list[Scope] = Field(min_length=1)
+    """A caller needs every one of these scopes to see and call the matched tools."""
+
+
+class AuditLogConfig(_Model):
+    """One JSON line per `tools/call`, `prompts/get` and `resources/read`: who called what, and how it went."""
+
+    file: str | None = None
+    """Path of the audit log, relative to the folder of gateway.yaml; unset: no audit log."""
+    max_bytes: int = Field(default=DEFAULT_AUDIT_MAX_BYTES, ge=1024)
+    """Size at which the file is rotated (`FILE.1`, `FILE.2`, ...)."""
+    backups: int = Field(default=DEFAULT_AUDIT_BACKUPS, ge=0)
+    """Rotated files kept; the oldest is deleted."""
 
 
 class OAuthConfig(_Model):
@@ -215,6 +260,10 @@ class ProfileConfig(_Model):
     """If any: clients must send `Authorization: Bearer <key>` with one of these (or a gateway-wide key). Write them as `${secret:NAME}`."""
     lock: LockConfig | None = None
     """Enforcement of the lock file `profiles/<slug>.lock.json` (written by `local-mcp-gateway lock`)."""
+    oauth: InboundOAuthConfig | None = None
+    """Accept OAuth access tokens (JWTs) here; fields left out come from `security.oauth`. Works beside `api_keys`."""
+    access: list[AccessRule] = []
+    """Per-tool rules: a tool matched by a rule is for callers holding all of its scopes; other tools are open to every authenticated caller."""
 
 
 class ListenConfig(_Model):
@@ -285,6 +334,8 @@ class SecurityConfig(_Model):
     """Most MCP requests per profile being answered at once (a slow client reading its answer counts until it has read it); past it a request gets an error at once."""
     max_buffered_result_bytes: int = Field(default=DEFAULT_MAX_BUFFERED_RESULT_BYTES, ge=1024)
     """Most bytes of answers per profile waiting to be read by clients; an answer that does not fit gets an error instead, and new requests are refused while the answers held reach it."""
+    oauth: InboundOAuthConfig | None = None
+    """If set: every profile accepts OAuth access tokens from this issuer; a profile's own `oauth` overrides single fields."""
 
 
 class TrafficLogConfig(_Model):
@@ -305,6 +356,8 @@ class LoggingConfig(_Model):
     """`text` for people, `json` (one object per line) for log collectors."""
     traffic: TrafficLogConfig = TrafficLogConfig()
     """Redacted MCP traffic log."""
+    audit: AuditLogConfig = AuditLogConfig()
+    """Audit log of calls: who (token `sub`, or `key:<hash>`), what, where, outcome."""
 
 
 class MetricsListenConfig(_Model):

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from local_mcp_gateway.config.models import GatewayConfig, ServerConfig
+from local_mcp_gateway.config.models import AccessRule, GatewayConfig, InboundOAuthConfig, ServerConfig
 from local_mcp_gateway.config.template import Template
 from local_mcp_gateway.errors import ConfigIssue
 
@@ -46,6 +46,10 @@ class ProfileSpec:
     file: Path
     lock_policy: str | None = None
     """`lock.policy` as written in the profile; None when the key is absent (see `gitops.lockfile`)."""
+    oauth: InboundOAuthConfig | None = None
+    """The profile's own inbound OAuth settings (merged with `security.oauth` by the `identity` package)."""
+    access: tuple[AccessRule, ...] = ()
+    """Per-tool access rules, in the order written."""
 
 
 @dataclass(frozen=True)

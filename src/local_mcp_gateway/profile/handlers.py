@@ -26,6 +26,7 @@ from local_mcp_gateway import __version__, observability
 from local_mcp_gateway.mrtr import answer_rounds, pass_rounds_through, request_state_boundary, run_round
 from local_mcp_gateway.redact import redacting_errors
 from local_mcp_gateway.catalog import coerce_arguments, page
+from local_mcp_gateway.identity import audit_middleware, note_server, tool_allowed
 from local_mcp_gateway.profile.view import View
 from local_mcp_gateway.upstream import eras
 from local_mcp_gateway.upstream.connection import Caller, Upstream
@@ -86,17 +87,19 @@ class RequestHandlers:
 
     def _middleware(self) -> list[Any]:
         """The MCP server's middleware: error redaction, metrics and traces (if on), the request-state seal, the traffic
-        log (if on)."""
+        log (if on), the audit log."""
         chain: list[Any] = [redacting_errors]  # outermost: every error answer passes the redaction point
         chain.extend(observability.server_middleware(self))
         chain.append(request_state_boundary(self.options.request_state_keys, f"local-mcp-gateway/{self.slug}"))
         if self.traffic is not None:
             chain.append(self.traffic.middleware)
+        chain.append(audit_middleware)
         return chain
 
     async def _list_tools(self, ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         catalog = self._catalog_of(await self._view(ctx))
-        items, cursor = page(catalog.tools, params.cursor if params else None)
+        tools = [tool for tool in catalog.tools if tool_allowed(ctx, tool.name)]  # the caller's own view
+        items, cursor = page(tools, params.cursor if params else None)
         return types.ListToolsResult(tools=items, next_cursor=cursor)
 
     async def _list_prompts(self, ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
@@ -120,7 +123,10 @@ class RequestHandlers:
 
     async def _call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> Any:
         view = await self._view(ctx)
+        if not tool_allowed(ctx, params.name):  # a tool hidden from this caller is unknown to it
+            raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name}")
         route = self._catalog_of(view).tool_routes.get(params.name) or await self.route_when_down(view, "tool", params.name)
+        note_server(route.server)
         upstream = self._upstream(view, route.server)
         arguments = params.arguments
         if upstream.server.coerce_arguments:
@@ -133,6 +139,7 @@ class RequestHandlers:
     async def _get_prompt(self, ctx: Any, params: types.GetPromptRequestParams) -> Any:
         view = await self._view(ctx)
         route = self._catalog_of(view).prompt_routes.get(params.name) or await self.route_when_down(view, "prompt", params.name)
+        note_server(route.server)
         request = types.GetPromptRequest(
             params=types.GetPromptRequestParams(name=route.upstream_name, arguments=params.arguments, _meta=_forward_meta(ctx))
         )
@@ -144,6 +151,7 @@ class RequestHandlers:
         server = self._catalog_of(view).server_for_uri(uri)
         if server is None:
             raise MCPError(types.INVALID_PARAMS, f"Resource not found: {uri}", {"uri": uri})
+        note_server(server)
         request = types.ReadResourceRequest(params=types.ReadResourceRequestParams(uri=uri, _meta=_forward_meta(ctx)))
         return await self._forward(ctx, params, self._upstream(view, server), request)
 

@@ -86,9 +86,12 @@ class InboundGuard:
         *,
         rate_limited: bool = True,
         extra_hosts: Sequence[str] = (),
+        authenticator: Any = None,
     ) -> None:
         self.security = security
         self.slug = slug
+        self.authenticator = authenticator
+        """Who is calling (`identity.Authenticator`: API keys and OAuth tokens); None: the API keys alone."""
         self._keys = KeyRing(api_keys)
         self._hosts = HostAllowList([*security.allowed_hosts, *extra_hosts])
         self._cors = frozenset(origin.lower() for origin in security.cors_origins)
@@ -131,7 +134,7 @@ class InboundGuard:
             await _preflight(send, listed_origin)
             return
         if refusal is None:
-            refusal = self._check_key(headers)
+            refusal = self._check_key(headers) if self.authenticator is None else await self._identify(scope, headers)
         if refusal is not None:
             self._note(scope, refusal)
             await _answer(send, refusal)
@@ -145,7 +148,7 @@ class InboundGuard:
         if outcome is None:  # the client went away while sending
             return
         scope = dict(scope)
-        if self._keys.required:
+        if self._keys.required or self.authenticator is not None:  # neither a key nor a token goes further
             scope["headers"] = [(name, value) for name, value in headers if name.lower() != b"authorization"]
         await app(scope, _replay(outcome, receive), send)
 
@@ -204,6 +207,11 @@ class InboundGuard:
                 headers=((b"www-authenticate", f'Bearer realm="{AUTH_REALM}", error="invalid_token"'.encode()),),
             )
         return None
+
+    async def _identify(self, scope: Any, headers: list[tuple[bytes, bytes]]) -> _Refusal | None:
+        """The authenticator's decision; a caller it lets in is left in the scope for the MCP handlers."""
+        refused = await self.authenticator.identify(scope, headers)
+        return None if refused is None else _Refusal(refused.status, refused.error, refused.message, refused.headers)
 
     # -- the body ------------------------------------------------------------------------------------------
 
