@@ -238,6 +238,8 @@ class Profile(RequestHandlers):
                 )
                 if upstream.auth_url:
                     entry["auth_url"] = upstream.auth_url
+                if upstream.auth_scope:  # a step-up login is pending; the connection serves meanwhile
+                    entry.update(state=str(UpstreamState.NEEDS_AUTH), auth_scope=upstream.auth_scope)
             else:
                 sessions = [v.own[server.name] for v in self._views.values() if server.name in v.own]
                 entry.update(
