@@ -108,10 +108,13 @@ def server_status(base: str) -> dict[str, Any]:
     return httpx2.get(f"{base}/status", timeout=5).json()["profiles"][SLUG]["servers"][SERVER]
 
 
-def wait_for(base: str, process: subprocess.Popen[bytes], states: tuple[str, ...]) -> dict[str, Any]:
+def wait_for(base: str, process: subprocess.Popen[bytes], states: tuple[str, ...],
+             person: Person | None = None) -> dict[str, Any]:
     deadline = time.monotonic() + READY_TIMEOUT
     last: dict[str, Any] = {}
     while time.monotonic() < deadline:
+        if person is not None and person.gave_up(last):
+            raise RuntimeError(f"the login did not complete after {MAX_LOGINS} attempts: {last.get('error')}")
         if process.poll() is not None:
             raise RuntimeError(f"the gateway exited with {process.returncode}")
         try:
@@ -138,6 +141,11 @@ class Person(threading.Thread):
         self.done: set[str] = set()
         self.stop = threading.Event()
         self.error: str | None = None
+
+    def gave_up(self, status: dict[str, Any]) -> bool:
+        """Every login it will do was done, and the gateway still asks for another (it refused them)."""
+        url = status.get("auth_url")
+        return len(self.done) >= MAX_LOGINS and status.get("state") == "needs_auth" and url not in self.done
 
     def run(self) -> None:
         while not self.stop.wait(0.05):
@@ -173,7 +181,7 @@ def main(url: str) -> int:
         try:
             wait_for(base, process, ("ready", "needs_auth", "failed"))
             person.start()
-            status = wait_for(base, process, ("ready", "failed"))
+            status = wait_for(base, process, ("ready", "failed"), person)
             if status.get("state") != "ready":
                 raise RuntimeError(f"the upstream is {status.get('state')}: {status.get('error')}")
             asyncio.run(_act(base))

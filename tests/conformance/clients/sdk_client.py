@@ -21,6 +21,8 @@ from mcp.client.auth.extensions.client_credentials import (
     PrivateKeyJWTOAuthProvider,
     SignedJWTParameters,
 )
+from mcp.client.auth.extensions.identity_assertion import IdentityAssertionOAuthProvider
+from mcp.client.auth.utils import build_protected_resource_metadata_discovery_urls
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 from pydantic import AnyUrl
 
@@ -103,6 +105,8 @@ async def provider_for(name: str, url: str) -> Any:
             client_id=ctx["client_id"],
             assertion_provider=signer.create_assertion_provider(),
         )
+    if name in ("auth/enterprise-managed-authorization", "auth/cross-app-access-complete-flow"):
+        return await enterprise_provider(url, ctx)
     storage = MemoryStorage()
     if ctx.get("client_id"):
         storage.client = OAuthClientInformationFull(
@@ -124,6 +128,32 @@ async def provider_for(name: str, url: str) -> Any:
         redirect_handler=login.redirect,
         callback_handler=login.callback,
         client_metadata_url=CLIENT_METADATA_URL,
+    )
+
+
+async def enterprise_provider(url: str, ctx: dict[str, Any]) -> IdentityAssertionOAuthProvider:
+    """SEP-990 with the SDK's provider: the authorization server named by the resource's metadata, and an
+    ID-JAG obtained from the suite's identity provider by RFC 8693 token exchange."""
+    async with httpx2.AsyncClient(timeout=30) as http:
+        metadata_url = build_protected_resource_metadata_discovery_urls(None, url)[0]
+        issuer = (await http.get(metadata_url)).raise_for_status().json()["authorization_servers"][0]
+
+    async def id_jag(audience: str, resource: str) -> str:
+        async with httpx2.AsyncClient(timeout=30) as http:
+            answer = await http.post(ctx["idp_token_endpoint"], data={
+                "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+                "requested_token_type": "urn:ietf:params:oauth:token-type:id-jag",
+                "subject_token": ctx["idp_id_token"],
+                "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
+                "audience": audience,
+                "resource": resource,
+                "client_id": ctx["idp_client_id"],
+            })
+        return answer.raise_for_status().json()["access_token"]
+
+    return IdentityAssertionOAuthProvider(
+        server_url=url, storage=MemoryStorage(), client_id=ctx["client_id"], client_secret=ctx["client_secret"],
+        issuer=issuer, assertion_provider=id_jag, token_endpoint_auth_method="client_secret_basic",
     )
 
 
