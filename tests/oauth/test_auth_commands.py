@@ -58,7 +58,8 @@ def run(config: Path, identity: Identity | None, *args: str) -> subprocess.Compl
 def login(config: Path, identity: Identity, server: str = "linear") -> tuple[subprocess.CompletedProcess[str], str]:
     """Run `auth login`, open the URL it prints like a browser would, return the finished process and the page."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "local_mcp_gateway", "auth", "login", server, "-c", str(config), "--timeout", "30"],
+        [sys.executable, "-m", "local_mcp_gateway", "auth", "login", server, "-c", str(config), "--timeout", "30",
+         "--no-browser"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment(identity),
         start_new_session=True,
     )

@@ -125,13 +125,15 @@ async def _connect(server: ResolvedServer, auth: httpx2.Auth) -> None:
         await session.initialize()
 
 
-async def _login(setup: _Setup, server: ResolvedServer, timeout: float) -> dict[str, Any]:
+async def _login(setup: _Setup, server: ResolvedServer, timeout: float, browser: bool = False) -> dict[str, Any]:
     manager = OAuthManager(setup.store, setup.public_url, login_timeout=timeout)
     relay = _gateway_status(setup.public_url) is not None
 
     def announce(url: str) -> None:
         print("Open this URL in a browser to log in (it redirects to "
               f"{manager.redirect_uri}):\n\n  {url}\n", flush=True)
+        if browser:
+            _open_browser(url)
         where = "the running gateway relays the callback here" if relay else "this command serves the callback"
         print(f"Waiting up to {timeout:g} s ({where}) ...", file=sys.stderr, flush=True)
 
@@ -168,11 +170,24 @@ def _first_gateway_error(exc: BaseException) -> GatewayError | None:
 
 
 @reporting
+def _open_browser(url: str) -> None:
+    """Open `url` in the desktop's browser when there is one; on a headless host the printed URL is the way."""
+    import webbrowser
+
+    desktop = sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    try:  # without a desktop, webbrowser would start a console browser in this terminal: never do that
+        opened = desktop and webbrowser.open(url)
+    except webbrowser.Error:
+        opened = False
+    if not opened:
+        print("(no browser could be opened here: open the URL above yourself)", file=sys.stderr, flush=True)
+
+
 def run_login(args: argparse.Namespace) -> int:
     setup = _Setup(args)
     server = setup.find(args.server)
     try:
-        summary = anyio.run(_login, setup, server, args.timeout)
+        summary = anyio.run(_login, setup, server, args.timeout, args.browser)
     except BaseException as exc:  # the transport's task group wraps what the flow raised
         if isinstance(exc, KeyboardInterrupt):
             print("error: login interrupted; nothing was stored", file=sys.stderr)
@@ -266,6 +281,8 @@ def register(subparsers: Any) -> None:
     login.add_argument("server", metavar="SERVER", help="a catalog server, or PROFILE/SERVER for an inline one")
     login.add_argument("--timeout", type=float, default=LOGIN_TIMEOUT, metavar="SECONDS",
                        help=f"how long to wait for the login (default {LOGIN_TIMEOUT:g})")
+    login.add_argument("--no-browser", dest="browser", action="store_false",
+                       help="only print the URL (default: also open it in this desktop's browser, if it has one)")
     _add_config(login)
     login.set_defaults(handler=run_login)
 

@@ -138,17 +138,71 @@ class AuditLogConfig(_Model):
     """Rotated files kept; the oldest is deleted."""
 
 
+class IdentityAssertionConfig(_Model):
+    """Enterprise-managed authorization (SEP-990): where the gateway exchanges an identity token for an ID-JAG."""
+
+    token_endpoint: str
+    """The enterprise identity provider's token endpoint (RFC 8693 token exchange)."""
+    client_id: str
+    """The gateway's client id at the identity provider."""
+    id_token: Template
+    """The identity token to exchange; write it as `${secret:NAME}`."""
+    client_secret: Template | None = None
+    """The gateway's client secret at the identity provider, if it has one; `${secret:NAME}`."""
+
+
 class OAuthConfig(_Model):
     """The gateway acts as an OAuth 2.1 client for this remote server (discovery, PKCE, refresh)."""
 
+    grant: Literal["authorization_code", "client_credentials", "jwt_bearer"] = "authorization_code"
+    """`authorization_code`: a person logs in once (PKCE); `client_credentials`: the gateway authenticates as
+    itself, no person involved; `jwt_bearer`: enterprise-managed authorization, an identity assertion
+    (`identity_assertion`) exchanged for an ID-JAG, then for tokens (RFC 8693 + RFC 7523)."""
     scopes: list[str] = []
-    """Scopes to request; empty: what the authorization server offers by default."""
+    """Scopes to request; empty: what the server's metadata or 401 asks for."""
     client_id: str | None = None
-    """A pre-registered client id; without one the gateway registers itself dynamically (RFC 7591)."""
+    """A pre-registered client id; without one the gateway uses `client_metadata_url` where the authorization
+    server supports it, else registers itself dynamically (RFC 7591)."""
     client_secret: Template | None = None
     """Secret of a pre-registered confidential client; write it as `${secret:NAME}`."""
     client_name: str | None = None
     """Name shown on the authorization server's consent page when registering dynamically."""
+    client_metadata_url: str | None = None
+    """An `https://` URL where the gateway's client metadata document is published (Client ID Metadata
+    Document); used as the client id when the authorization server advertises support for it."""
+    token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post", "private_key_jwt", "none"] | None = None
+    """How the gateway authenticates at the token endpoint; default: `client_secret_basic` with a secret,
+    `private_key_jwt` with a `private_key`, else `none`."""
+    private_key: Template | None = None
+    """PEM private key for `private_key_jwt` client authentication; write it as `${secret:NAME}`."""
+    signing_algorithm: Literal["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "EdDSA"] = "ES256"
+    """JWS algorithm of the `private_key_jwt` assertion (asymmetric only)."""
+    issuer: str | None = None
+    """For `jwt_bearer`: the authorization server's issuer; default: the first one the server's protected
+    resource metadata names."""
+    identity_assertion: IdentityAssertionConfig | None = None
+    """For `jwt_bearer`: the enterprise identity provider and the identity token to exchange."""
+
+    @model_validator(mode="after")
+    def _grant_needs(self) -> OAuthConfig:
+        method = self.token_endpoint_auth_method
+        if method == "private_key_jwt" and self.private_key is None:
+            raise ValueError("token_endpoint_auth_method private_key_jwt needs private_key: ${secret:NAME}")
+        if self.private_key is not None and self.grant != "client_credentials":
+            raise ValueError("private_key (private_key_jwt) is used with grant: client_credentials only")
+        if method in ("client_secret_basic", "client_secret_post") and self.client_secret is None:
+            raise ValueError(f"token_endpoint_auth_method {method} needs client_secret: ${{secret:NAME}}")
+        if self.grant == "client_credentials":
+            if not self.client_id:
+                raise ValueError("grant client_credentials needs client_id (a client registered for the gateway)")
+            if self.client_secret is None and self.private_key is None:
+                raise ValueError("grant client_credentials needs client_secret or private_key (as ${secret:NAME})")
+        if self.grant == "jwt_bearer":
+            if not self.client_id or self.identity_assertion is None:
+                raise ValueError("grant jwt_bearer needs client_id and identity_assertion")
+        elif self.identity_assertion is not None:
+            raise ValueError("identity_assertion is only used with grant: jwt_bearer")
+        return self
 
 
 class _ServerFields(_Model):

@@ -30,17 +30,34 @@ Pairs = tuple[tuple[str, str], ...]
 
 @dataclass(frozen=True, repr=False)
 class ResolvedOAuth:
-    """OAuth client settings with the client secret rendered."""
+    """OAuth client settings with their secrets (client secret, private key, identity token) rendered."""
 
     scopes: tuple[str, ...]
     client_id: str | None
     client_secret: str | None
     client_name: str | None
+    grant: str = "authorization_code"
+    client_metadata_url: str | None = None
+    token_endpoint_auth_method: str | None = None
+    private_key: str | None = None
+    signing_algorithm: str = "ES256"
+    issuer: str | None = None
+    assertion_endpoint: str | None = None
+    assertion_client_id: str | None = None
+    assertion_token: str | None = None
+    assertion_client_secret: str | None = None
+
+    def fingerprint_parts(self) -> list[object]:
+        """Everything that decides the connection, in a fixed order (secrets included: they are hashed)."""
+        return [list(self.scopes), self.client_id, self.client_secret, self.client_name, self.grant,
+                self.client_metadata_url, self.token_endpoint_auth_method, self.private_key, self.signing_algorithm,
+                self.issuer, self.assertion_endpoint, self.assertion_client_id, self.assertion_token,
+                self.assertion_client_secret]
 
     def __repr__(self) -> str:
         secret = "None" if self.client_secret is None else "'***'"
         return (
-            f"ResolvedOAuth(scopes={self.scopes!r}, client_id={self.client_id!r}, "
+            f"ResolvedOAuth(grant={self.grant!r}, scopes={self.scopes!r}, client_id={self.client_id!r}, "
             f"client_secret={secret}, client_name={self.client_name!r})"
         )
 
@@ -107,9 +124,7 @@ def _fingerprint(server: ResolvedServer) -> str:
         "url": server.url,
         "transport": server.transport,
         "headers": [list(p) for p in server.headers],
-        "oauth": None
-        if oauth is None
-        else [list(oauth.scopes), oauth.client_id, oauth.client_secret, oauth.client_name],
+        "oauth": None if oauth is None else oauth.fingerprint_parts(),
         "module": server.module,
         "isolation": server.isolation,
         "protocol": server.protocol,
@@ -133,12 +148,27 @@ def resolve_server(spec: ServerSpec, secret: SecretLookup, env: Mapping[str, str
 
     oauth = None
     if config.oauth is not None:
-        secret_value = config.oauth.client_secret
+        settings = config.oauth
+        assertion = settings.identity_assertion
+
+        def maybe(template: Template | None) -> str | None:
+            return None if template is None else render(template)
+
         oauth = ResolvedOAuth(
-            scopes=tuple(config.oauth.scopes),
-            client_id=config.oauth.client_id,
-            client_secret=None if secret_value is None else render(secret_value),
-            client_name=config.oauth.client_name,
+            scopes=tuple(settings.scopes),
+            client_id=settings.client_id,
+            client_secret=maybe(settings.client_secret),
+            client_name=settings.client_name,
+            grant=settings.grant,
+            client_metadata_url=settings.client_metadata_url,
+            token_endpoint_auth_method=settings.token_endpoint_auth_method,
+            private_key=maybe(settings.private_key),
+            signing_algorithm=settings.signing_algorithm,
+            issuer=settings.issuer,
+            assertion_endpoint=assertion.token_endpoint if assertion else None,
+            assertion_client_id=assertion.client_id if assertion else None,
+            assertion_token=maybe(assertion.id_token) if assertion else None,
+            assertion_client_secret=maybe(assertion.client_secret) if assertion else None,
         )
     return ResolvedServer(
         name=spec.name,

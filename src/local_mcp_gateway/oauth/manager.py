@@ -16,7 +16,6 @@ import anyio
 import httpx2
 from mcp.shared.auth import (
     AuthorizationCodeResult,
-    OAuthClientInformationFull,
     OAuthClientMetadata,
 )
 
@@ -36,6 +35,7 @@ from local_mcp_gateway.oauth.common import (
     server_key,
     shorten,
 )
+from local_mcp_gateway.oauth.grants import ClientCredentialsProvider, IdentityAssertionAuth, configured_client
 from local_mcp_gateway.oauth.provider import GatewayOAuthProvider, LoginHooks
 from local_mcp_gateway.oauth.storage import StateTokenStorage, token_summary
 from local_mcp_gateway.state import StateStore
@@ -84,8 +84,8 @@ class _ManagerHooks(LoginHooks):
         self.entry = entry
         self.relay = relay
 
-    async def begin(self, url: str, state: str) -> None:
-        await self.manager._begin(self.entry, url, state, self.relay)
+    async def begin(self, url: str, state: str, *, step_up: bool = False, scope: str | None = None) -> None:
+        await self.manager._begin(self.entry, url, state, self.relay, step_up=step_up, scope=scope)
 
     async def wait(self, state: str) -> AuthorizationCodeResult:
         return await self.manager._wait(self.entry, state)
@@ -137,20 +137,18 @@ class OAuthManager:
             self._servers[key] = entry
         return entry
 
-    def _provider(self, entry: _ServerAuth, server: Any, *, fresh: bool = False,
-                  relay: bool = False) -> GatewayOAuthProvider:
+    def _provider(self, entry: _ServerAuth, server: Any, *, fresh: bool = False, relay: bool = False) -> Any:
+        """The `httpx2.Auth` of a server, by its grant (tokens in `state/`, shared by its upstreams)."""
         oauth = server.oauth
-        configured = None
-        if oauth.client_id:
-            configured = OAuthClientInformationFull(
-                client_id=oauth.client_id,
-                client_secret=oauth.client_secret,
-                redirect_uris=[self.redirect_uri],  # type: ignore[list-item]
-                token_endpoint_auth_method="client_secret_basic" if oauth.client_secret else "none",
-            )
-        storage = StateTokenStorage(self.state, entry.key, configured_client=configured, clock=self.clock,
-                                    fresh=fresh, redirect_uri=self.redirect_uri)
+        storage = StateTokenStorage(self.state, entry.key, configured_client=configured_client(oauth, self.redirect_uri),
+                                    clock=self.clock, fresh=fresh, redirect_uri=self.redirect_uri)
         scope = " ".join(oauth.scopes) or None
+        if oauth.grant == "client_credentials":
+            return ClientCredentialsProvider(server.url, storage, oauth, label=entry.label, scope=scope,
+                                             clock=self.clock, as_timeout=self.as_timeout)
+        if oauth.grant == "jwt_bearer":
+            return IdentityAssertionAuth(server.url, storage, oauth, label=entry.label, scope=scope,
+                                         as_timeout=self.as_timeout)
         metadata = OAuthClientMetadata(
             redirect_uris=[self.redirect_uri],  # type: ignore[list-item]
             client_name=oauth.client_name or DEFAULT_CLIENT_NAME,
@@ -159,6 +157,7 @@ class OAuthManager:
         return GatewayOAuthProvider(
             server.url, metadata, storage, _ManagerHooks(self, entry, relay),
             label=entry.label, scope=scope, clock=self.clock, as_timeout=self.as_timeout,
+            client_metadata_url=oauth.client_metadata_url,
         )
 
     def auth_for(self, upstream: Any) -> httpx2.Auth:
@@ -172,8 +171,20 @@ class OAuthManager:
 
     # -- logins ----------------------------------------------------------------------------------------------
 
-    async def _begin(self, entry: _ServerAuth, url: str, state: str, relay: bool) -> None:
+    async def _begin(self, entry: _ServerAuth, url: str, state: str, relay: bool, *, step_up: bool = False,
+                     scope: str | None = None) -> None:
         waiting = [up for up in list(entry.upstreams) if str(getattr(up, "state", "")) in CONNECTING_STATES]
+        if step_up and not waiting:
+            # A working connection met a call that needs more scope: it keeps serving its other calls while a
+            # person logs in with the union of scopes; the call that asked waits (bounded by its timeout).
+            self._pending[state] = _PendingLogin(entry.key, entry.label, url, relay)
+            logger.info("OAuth step-up for %s: a call needs scope %r; open the URL shown in /status", entry.label,
+                        scope)
+            for upstream in list(entry.upstreams):
+                upstream.mark_step_up(url, scope)
+            if entry.announce is not None:
+                entry.announce(url)
+            return
         if not waiting and entry.announce is None:
             # A connected upstream's call was refused and its tokens cannot be refreshed: end that connection;
             # its next attempt asks for the login and shows the URL.
@@ -288,6 +299,9 @@ class OAuthManager:
         """A new login for `server` (stored tokens are replaced): `announce` shows the URL, `connect` makes the
         MCP request that the server answers with 401. With `relay`, the callback is collected from `state/`
         (a gateway serving `public_url` writes it there). Returns `token_summary`."""
+        if server.oauth.grant != "authorization_code":
+            raise AuthError(f"{server.name}: grant {server.oauth.grant} needs no login; the gateway obtains tokens "
+                            "on its own when it connects")
         entry = self._entry(server)
         entry.announce = announce
         provider = self._provider(entry, server, fresh=True, relay=relay)

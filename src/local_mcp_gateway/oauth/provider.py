@@ -13,6 +13,7 @@ import anyio
 import httpx2
 from mcp.client.auth import OAuthClientProvider, OAuthFlowError, OAuthRegistrationError, OAuthTokenError
 from mcp.client.auth.oauth2 import OAuthContext
+from mcp.client.auth.utils import union_scopes
 from mcp.shared._httpx_utils import next_request_within_origin
 from mcp.shared.auth import (
     AuthorizationCodeResult,
@@ -53,8 +54,9 @@ class _Context(OAuthContext):
 class LoginHooks:
     """What a provider tells its owner during a login; `OAuthManager` implements it per server."""
 
-    async def begin(self, url: str, state: str) -> None:
-        """A person must open `url`; `state` identifies the callback."""
+    async def begin(self, url: str, state: str, *, step_up: bool = False, scope: str | None = None) -> None:
+        """A person must open `url`; `state` identifies the callback; `step_up`: a working connection needs
+        the wider `scope` for some of its calls."""
 
     async def wait(self, state: str) -> AuthorizationCodeResult:
         """The callback's code (raise `AuthError` when none comes in time or the login was refused)."""
@@ -78,8 +80,10 @@ class GatewayOAuthProvider(OAuthClientProvider):
         scope: str | None = None,
         clock: Clock = time.time,
         as_timeout: float = AS_REQUEST_TIMEOUT,
+        client_metadata_url: str | None = None,
     ) -> None:
-        super().__init__(server_url, client_metadata, storage, self._redirect, self._callback)
+        super().__init__(server_url, client_metadata, storage, self._redirect, self._callback,
+                         client_metadata_url=client_metadata_url)
         values = {f.name: getattr(self.context, f.name) for f in fields(OAuthContext)}
         self.context = _Context(**values, clock=clock)
         self.storage = storage
@@ -89,6 +93,8 @@ class GatewayOAuthProvider(OAuthClientProvider):
         self.scope = scope
         self.as_timeout = as_timeout
         self._login_state: str | None = None
+        self.step_up = False
+        """Whether the login under way widens the scope of a working connection (a 403 `insufficient_scope`)."""
 
     def __repr__(self) -> str:
         return f"GatewayOAuthProvider({self.label!r})"
@@ -148,8 +154,8 @@ class GatewayOAuthProvider(OAuthClientProvider):
         return ok
 
     async def _perform_authorization_code_grant(self) -> tuple[str, str]:
-        if self.scope:
-            self.context.client_metadata.scope = self.scope
+        if self.scope:  # configured scopes, plus whatever the server asked for (a step-up widens, never narrows)
+            self.context.client_metadata.scope = union_scopes(self.scope, self.context.client_metadata.scope)
         return await super()._perform_authorization_code_grant()
 
     # -- the person in the loop ------------------------------------------------------------------------------
@@ -157,7 +163,7 @@ class GatewayOAuthProvider(OAuthClientProvider):
     async def _redirect(self, url: str) -> None:
         state = parse_qs(urlparse(url).query).get("state", [""])[0]
         self._login_state = state
-        await self.hooks.begin(url, state)
+        await self.hooks.begin(url, state, step_up=self.step_up, scope=self.context.client_metadata.scope)
 
     async def _callback(self) -> AuthorizationCodeResult:
         assert self._login_state is not None
@@ -178,6 +184,9 @@ class GatewayOAuthProvider(OAuthClientProvider):
                     if turn is not None:  # refreshed (or found fresh) and stored: the other replicas may go on
                         await turn.release()
                     response = yield outgoing
+                    self.step_up = response.status_code == 403 and "insufficient_scope" in response.headers.get(
+                        "www-authenticate", ""
+                    )
                 else:
                     response = await self._send_to_authorization_server(outgoing)
                 outgoing = await flow.asend(response)

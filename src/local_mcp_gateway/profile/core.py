@@ -277,6 +277,8 @@ class Profile(RequestHandlers, SessionViews):
                 entry.update(eras.line_status(upstream))
                 if upstream.auth_url:
                     entry["auth_url"] = upstream.auth_url
+                if upstream.auth_scope:  # a step-up login is pending; the connection serves meanwhile
+                    entry.update(state=str(UpstreamState.NEEDS_AUTH), auth_scope=upstream.auth_scope)
             else:
                 live = [upstream for _, upstream in self.per_session_upstreams(server.name)]
                 entry.update(

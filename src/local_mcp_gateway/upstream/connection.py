@@ -103,6 +103,8 @@ class Upstream(ListingsKeeper, BackChannel):
         self.listings = Listings()
         self.process = StdioProcess(pid=0) if server.kind == "stdio" else None
         self.auth_url: str | None = None
+        self.auth_scope: str | None = None
+        """The scope a pending step-up login asks for (the connection serves meanwhile)."""
         self._connector = connector
         self._session: ClientSession | None = None
         self._capabilities: types.ServerCapabilities | None = None
@@ -246,9 +248,15 @@ class Upstream(ListingsKeeper, BackChannel):
         self._ready_or_failed.set()
         self._set_listings(Listings())
 
+    def mark_step_up(self, url: str, scope: str | None) -> None:
+        """A call needs a wider `scope`: show the login `url`; the connection keeps serving meanwhile."""
+        self.auth_url = url
+        self.auth_scope = scope
+
     def mark_authorized(self) -> None:
         """The login finished: the connection attempt continues, bounded by the timeout again."""
         self.auth_url = None
+        self.auth_scope = None
         if self.state == UpstreamState.NEEDS_AUTH:
             self.state = UpstreamState.STARTING
             self.error = None
