@@ -91,6 +91,9 @@ async def run_actions(name: str, url: str, http: httpx2.AsyncClient) -> None:
         surfaced = {tool.name: tool for tool in listed.tools}
         if name in ("tools_call", "request-metadata", "http-standard-headers"):
             await _calls(client, [("add_numbers", {"a": 5, "b": 3})])
+        elif name == "json-schema-2020-12-preservation" and "json_schema_echo" in surfaced:
+            # The application hands the tool its own input schema back: the suite compares what arrives.
+            await _calls(client, [("json_schema_echo", {"schema": surfaced["json_schema_echo"].input_schema})])
         elif name == "sse-retry":
             await _calls(client, [("test_reconnection", {})])
         elif name == "elicitation-sep1034-client-defaults":
