@@ -20,9 +20,11 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(600)]
 
 
 def flaky(tmp_path: Path, **settings) -> tuple[dict, Path, Path]:
+    """A server that crashes at start while the down file exists. Pinned to the handshake line: these tests
+    supervise one connection (under `auto` a session client's calls would go to a second one, see eras.py)."""
     down, started = tmp_path / "down", tmp_path / "starts"
     entry = fixture_server("flaky_server.py", "--down-file", str(down), "--starts-file", str(started), "--name", "flaky")
-    return {**entry, **settings}, down, started
+    return {**entry, "protocol": "handshake", **settings}, down, started
 
 
 def spawned_at(pid: int) -> float:
