@@ -30,6 +30,8 @@ __all__ = ["GatewayASGI", "create_app"]
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MCP_PREFIX = b"/mcp"
+PUBLIC_METADATA_PREFIX = "/.well-known/oauth-protected-resource"
+"""Public documents any page may read (the Host check still applies, the Origin check does not)."""
 UI_PREFIX = b"/ui"
 
 
@@ -77,7 +79,10 @@ def create_app(gateway: Gateway) -> Quart:
         oauth = getattr(authenticator, "oauth", None)
         if oauth is None or not oauth.metadata_url.endswith("/" + resource.rstrip("/")):
             return _json({"error": "not_found", "message": "no profile accepting OAuth tokens here"}, 404)
-        response = _json(oauth.metadata())
+        # A public document whose field names (`authorization_servers`) are the protocol's: known secret values
+        # are still masked, but no field is hidden for its name.
+        text = redact_text(json.dumps(oauth.metadata(), indent=2, sort_keys=True))
+        response = Response(text + "\n", status=200, mimetype="application/json")
         response.headers["Cache-Control"] = "max-age=300"
         response.headers["Access-Control-Allow-Origin"] = "*"  # public, and read by browser-based MCP clients
         return response
@@ -127,7 +132,7 @@ class GatewayASGI:
     def __init__(self, gateway: Gateway, app: Quart) -> None:
         self.gateway = gateway
         self.app = app
-        self._operator: tuple[Any, InboundGuard] | None = None
+        self._operator: tuple[Any, InboundGuard, InboundGuard] | None = None
         self.started_at = time.time()
         self._ui: Any = None
 
@@ -150,20 +155,25 @@ class GatewayASGI:
                 await self._dashboard()(scope, receive, send)
                 return
         if scope["type"] in ("http", "websocket"):
-            await self.operator_guard()(scope, receive, send, self.app)
+            public = scope.get("path", "").startswith(PUBLIC_METADATA_PREFIX)
+            await self.operator_guard(public=public)(scope, receive, send, self.app)
             return
         await self.app(scope, receive, send)  # lifespan
 
-    def operator_guard(self) -> InboundGuard:
-        """The guard of the non-MCP routes, rebuilt when a new generation changes the security settings."""
+    def operator_guard(self, *, public: bool = False) -> InboundGuard:
+        """The guard of the non-MCP routes, rebuilt when a new generation changes the security settings;
+        `public`: the one of the documents any page may read (RFC 9728 metadata: no Origin check)."""
         info = self.gateway.generation_info
         gateway_config = info.snapshot.gateway if info is not None else None
         security = gateway_config.security if gateway_config is not None else _default_security()
-        public = gateway_config.public_url if gateway_config is not None else None
-        key = (security, public)
-        if self._operator is None or self._operator[0] != key:
-            self._operator = (key, InboundGuard.for_operator(security, _authority(public)))
-        return self._operator[1]
+        public_url = gateway_config.public_url if gateway_config is not None else None
+        key = (security, public_url)
+        guards = self._operator
+        if guards is None or guards[0] != key:
+            host = _authority(public_url)
+            guards = self._operator = (key, InboundGuard.for_operator(security, host),
+                                       InboundGuard.for_operator(security, host, any_origin=True))
+        return guards[2] if public else guards[1]
 
     def _dashboard(self) -> Any:
         """The dashboard's app, built on first use."""

@@ -87,8 +87,11 @@ class InboundGuard:
         rate_limited: bool = True,
         extra_hosts: Sequence[str] = (),
         authenticator: Any = None,
+        any_origin: bool = False,
     ) -> None:
         self.security = security
+        self._any_origin = any_origin
+        """Whether pages of any origin may read (public documents, e.g. protected resource metadata)."""
         self.slug = slug
         self.authenticator = authenticator
         """Who is calling (`identity.Authenticator`: API keys and OAuth tokens); None: the API keys alone."""
@@ -104,16 +107,17 @@ class InboundGuard:
             logger.warning("profile %s: every configured API key is empty; no request will be accepted", slug)
 
     @classmethod
-    def for_operator(cls, security: Any, public_host: str | None = None) -> InboundGuard:
+    def for_operator(cls, security: Any, public_host: str | None = None, *, any_origin: bool = False) -> InboundGuard:
         """The guard of the operator routes (`/status`, `/readyz`, `/healthz`, `/traffic/...`, `/oauth/callback`).
 
         The same layers as a profile's endpoint, minus the API key (health probes carry none) and the rate limit
         (monitors poll): Host and Origin (so a DNS-rebound page cannot read `/status`), header count and size,
         body size and time. `public_host`, the `host:port` of `public_url`, is accepted too: the browser comes
-        back to `/oauth/callback` by that name.
+        back to `/oauth/callback` by that name. With `any_origin`, the Origin check is left out (public documents
+        that browser-based clients must read, like RFC 9728 metadata; the Host check stays).
         """
         extra = (public_host,) if public_host else ()
-        return cls(security, (), "(operator routes)", rate_limited=False, extra_hosts=extra)
+        return cls(security, (), "(operator routes)", rate_limited=False, extra_hosts=extra, any_origin=any_origin)
 
     def __repr__(self) -> str:
         return f"InboundGuard({self.slug!r}, {self._keys!r}, {self._limiter!r})"
@@ -169,7 +173,12 @@ class InboundGuard:
                 "host_not_allowed",
                 "this Host is not in security.allowed_hosts; connect by an allowed name or add it there",
             )
-        if origin is not None and origin.lower() not in self._cors and not _LOOPBACK_ORIGIN.fullmatch(origin):
+        if (
+            origin is not None
+            and not self._any_origin
+            and origin.lower() not in self._cors
+            and not _LOOPBACK_ORIGIN.fullmatch(origin)
+        ):
             return _Refusal(
                 403, "origin_not_allowed", "this browser origin is not in security.cors_origins; add it there to allow it"
             )
