@@ -27,7 +27,9 @@ async def test_prometheus_sees_calls_a_bucket_and_a_killed_upstream_going_down(
     gate.touch()
     config_repo.write_profile(
         "team",
-        {"echo": fixture_server("echo_server.py"), "victim": gated_echo(gate, "--name", "victim")},
+        {"echo": fixture_server("echo_server.py"),
+         # one connection to kill: under `auto` a session client's calls would go to a second process
+         "victim": {**gated_echo(gate, "--name", "victim"), "protocol": "handshake"}},
     )
     gateway = gateway_factory(config_repo.path)
     prometheus = prometheus_factory(gateway.base_url.removeprefix("http://"))
