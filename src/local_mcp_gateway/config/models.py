@@ -170,7 +170,7 @@ class OAuthConfig(_Model):
     client_metadata_url: str | None = None
     """An `https://` URL where the gateway's client metadata document is published (Client ID Metadata
     Document); used as the client id when the authorization server advertises support for it."""
-    token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post", "private_key_jwt", "none"] | None = None
+    token_endpoint_auth_method: Literal["none", "client_secret_post", "client_secret_basic", "private_key_jwt"] | None = None
     """How the gateway authenticates at the token endpoint; default: `client_secret_basic` with a secret,
     `private_key_jwt` with a `private_key`, else `none`."""
     private_key: Template | None = None
