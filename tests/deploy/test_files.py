@@ -47,7 +47,7 @@ def test_the_image_is_slim_and_runs_as_a_user() -> None:
 def test_the_haproxy_example_is_valid_and_hashes_on_the_session(tmp_path: Path) -> None:
     text = HAPROXY_EXAMPLE.read_text()
     assert "balance hdr(Mcp-Session-Id)" in text and "hash-type consistent" in text
-    assert "option httpchk GET /readyz" in text
+    assert "http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host localhost:8080" in text
     result = subprocess.run([haproxy_binary(), "-c", "-f", str(HAPROXY_EXAMPLE)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
 
