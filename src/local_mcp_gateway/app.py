@@ -98,7 +98,7 @@ def create_app(gateway: Gateway) -> Quart:
 
 
 def _default_security() -> Any:
-    from local_mcp_gateway.config.models import SecurityConfig
+    from local_mcp_gateway.config.gateway_models import SecurityConfig
 
     return SecurityConfig()
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from local_mcp_gateway.config.models import SecurityConfig
+from local_mcp_gateway.config.gateway_models import SecurityConfig
 from local_mcp_gateway.security import (
     CORS_ALLOWED_HEADERS,
     MAX_HEADER_BYTES,

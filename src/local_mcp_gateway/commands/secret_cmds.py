@@ -19,11 +19,12 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from local_mcp_gateway.commands import reporting
+from local_mcp_gateway.config.gateway_models import GatewayConfig
 from local_mcp_gateway.config.issues import validation_issues
 from local_mcp_gateway.config.load import PROFILE_SUFFIXES, STATE_DIR_ENV
-from local_mcp_gateway.config.models import GatewayConfig, ProfileConfig
+from local_mcp_gateway.config.models import ProfileConfig
 from local_mcp_gateway.config.yamlsafe import load_yaml
-from local_mcp_gateway.commands import reporting
 from local_mcp_gateway.errors import ConfigError, SecretError
 from local_mcp_gateway.secrets import (
     KEY_ENV,

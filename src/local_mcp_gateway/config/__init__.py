@@ -5,22 +5,24 @@
     gateway_schema(), profile_schema()   the JSON Schemas of the two file kinds
 """
 
-from local_mcp_gateway.config.load import load_snapshot
-from local_mcp_gateway.config.models import (
+from local_mcp_gateway.config.gateway_models import (
     GatewayConfig,
     ListenConfig,
     LoggingConfig,
-    OAuthConfig,
-    ProfileConfig,
-    ProfileServerEntry,
     RateLimitConfig,
     SecretsConfig,
     SecurityConfig,
-    ServerConfig,
     TlsConfig,
+    TrafficLogConfig,
+)
+from local_mcp_gateway.config.load import load_snapshot
+from local_mcp_gateway.config.models import (
+    OAuthConfig,
+    ProfileConfig,
+    ProfileServerEntry,
+    ServerConfig,
     ToolOverride,
     ToolsConfig,
-    TrafficLogConfig,
 )
 from local_mcp_gateway.config.snapshot import ProfileSpec, ServerSpec, Snapshot
 from local_mcp_gateway.config.template import Template

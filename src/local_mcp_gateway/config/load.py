@@ -19,8 +19,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from local_mcp_gateway.config.gateway_models import GatewayConfig
 from local_mcp_gateway.config.issues import validation_issues
-from local_mcp_gateway.config.models import OVERRIDABLE_FIELDS, GatewayConfig, ProfileConfig
+from local_mcp_gateway.config.models import OVERRIDABLE_FIELDS, ProfileConfig
 from local_mcp_gateway.config.snapshot import ProfileSpec, ServerSpec, Snapshot
 from local_mcp_gateway.config.validate import ProfileSource, Sources, check
 from local_mcp_gateway.config.yamlsafe import Document, load_yaml

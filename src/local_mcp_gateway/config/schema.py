@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from local_mcp_gateway.config.models import GatewayConfig, ProfileConfig
+from local_mcp_gateway.config.gateway_models import GatewayConfig
+from local_mcp_gateway.config.models import ProfileConfig
 
 __all__ = ["GATEWAY_SCHEMA_FILE", "PROFILE_SCHEMA_FILE", "check_schemas", "gateway_schema", "profile_schema", "rendered_schemas", "write_schemas"]
 

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from local_mcp_gateway.config.models import AccessRule, GatewayConfig, InboundOAuthConfig, ServerConfig
+from local_mcp_gateway.config.gateway_models import GatewayConfig
+from local_mcp_gateway.config.models import AccessRule, InboundOAuthConfig, ServerConfig
 from local_mcp_gateway.config.template import Template
 from local_mcp_gateway.errors import ConfigIssue
 

@@ -18,12 +18,24 @@ from typing import Any
 from pydantic import BaseModel
 
 from local_mcp_gateway.config.commands import command_problem
-from local_mcp_gateway.config.models import GatewayConfig, ProfileConfig, ProfileServerEntry, ServerConfig, ToolsConfig
+from local_mcp_gateway.config.gateway_models import GatewayConfig
+from local_mcp_gateway.config.models import (
+    ProfileConfig,
+    ProfileServerEntry,
+    ServerConfig,
+    ToolsConfig,
+)
 from local_mcp_gateway.config.snapshot import ProfileSpec, ServerSpec
 from local_mcp_gateway.config.template import Template
 from local_mcp_gateway.config.yamlsafe import Document, Path_
 from local_mcp_gateway.errors import ConfigIssue
-from local_mcp_gateway.naming import MAX_NAME_LENGTH, PREFIX_SEPARATOR, client_name, matches, sanitise
+from local_mcp_gateway.naming import (
+    MAX_NAME_LENGTH,
+    PREFIX_SEPARATOR,
+    client_name,
+    matches,
+    sanitise,
+)
 
 __all__ = ["GATEWAY_KEY_VARIABLES", "ProfileSource", "Sources", "check", "escapes_folder", "glob_problem"]
 
