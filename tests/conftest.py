@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -34,6 +35,35 @@ GATEWAY_STOP_TIMEOUT = 30.0
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """Put the logging tree back after each test: commands run in-process configure the root logger for real."""
+    root = logging.getLogger()
+    handlers, filters, level = list(root.handlers), list(root.filters), root.level
+    loggers = {
+        name: (logger.level, list(logger.filters), logger.disabled, logger.propagate)
+        for name, logger in logging.root.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+    }
+    handler_filters = {handler: list(handler.filters) for handler in handlers}
+    disabled_below = logging.root.manager.disable
+    yield
+    logging.disable(disabled_below)
+    root.handlers[:] = handlers
+    root.filters[:] = filters
+    root.setLevel(level)
+    for handler, kept in handler_filters.items():
+        handler.filters[:] = kept
+    for name, logger in logging.root.manager.loggerDict.items():
+        if not isinstance(logger, logging.Logger):
+            continue
+        before = loggers.get(name)
+        logger.level, logger.filters[:], logger.disabled, logger.propagate = (
+            before if before is not None else (logging.NOTSET, [], False, True)
+        )
+    logging.root.manager._clear_cache()
 
 
 def free_port() -> int:

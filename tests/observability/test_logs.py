@@ -18,19 +18,7 @@ from tests.observability.test_tracing import context_seen, otel_env, trace_upstr
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def restore_logging():
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
-
-
-def test_a_json_line_carries_the_request_context_and_is_redacted(restore_logging, capfd):
+def test_a_json_line_carries_the_request_context_and_is_redacted(capfd):
     setup_logging("info", "json")
     token = "sk-live-" + secrets.token_hex(12)
     profile_token = LOG_CONTEXT.set(("team", session_tag("3f2a-session-id")))
