@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import anyio
@@ -26,7 +25,6 @@ from mcp.server.subscriptions import (
     ResourceUpdated,
     ToolsListChanged,
 )
-from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 
 from local_mcp_gateway.budget import CallBudget
@@ -35,6 +33,7 @@ from local_mcp_gateway.transport import SessionManager
 from local_mcp_gateway.catalog import Catalog, build_catalog
 from local_mcp_gateway.gitops.enforce import guarded_catalog
 from local_mcp_gateway.profile.handlers import RequestHandlers, quietly
+from local_mcp_gateway.profile.options import ProfileOptions
 from local_mcp_gateway.profile.sessions import SessionViews
 from local_mcp_gateway.profile.view import View
 from local_mcp_gateway.upstream import eras
@@ -44,39 +43,10 @@ __all__ = ["Profile", "ProfileOptions"]
 
 logger = logging.getLogger(__name__)
 
-SESSION_IDLE_TIMEOUT = 30 * 60.0
-"""A client session with no request for this long is closed (its per-session upstreams too)."""
-
 DRAIN_POLL = 0.05
 """How often a stopping profile looks whether its last requests have been answered."""
 
 _LISTEN_EVENTS = {"tools": ToolsListChanged(), "prompts": PromptsListChanged(), "resources": ResourcesListChanged()}
-
-
-@dataclass(frozen=True)
-class ProfileOptions:
-    """Transport-level settings of a profile's endpoint."""
-
-    security: TransportSecuritySettings | None = None
-    max_sessions: int | None = 1000
-    """Most open client sessions; at the cap the idlest is closed to make room (see `transport.SessionManager`)."""
-    max_request_bytes: int = 4 * 1024 * 1024
-    session_idle_timeout: float | None = SESSION_IDLE_TIMEOUT
-    max_per_session_upstreams: int = 16
-    """Most live upstreams of one `per_session` server; at the cap the one unused longest is stopped."""
-    max_calls_in_flight: int = 64
-    """Most requests being answered at once (see `budget.CallBudget`)."""
-    max_buffered_result_bytes: int = 64 * 1024 * 1024
-    """Most bytes of answers waiting to be read by clients (see `budget.CallBudget`)."""
-    request_state_keys: list[bytes] | None = None
-    """Keys sealing 2026-07-28 `requestState` (shared by replicas); None: a key of this process only."""
-    module_stamps: Mapping[str, str | None] = field(default_factory=dict)
-    """Fingerprints of in-process servers' module sources: a changed one restarts the servers using it."""
-    traffic: Any = None
-    """`logging.traffic` settings: when enabled, a redacted record of each MCP request (see `security.TrafficLog`)."""
-    lock: Any = None
-    """The profile's lock guard (`gitops.enforce.LockGuard`): tools differing from the reviewed lock are flagged,
-    hidden or blocked; None: no lock enforced."""
 
 
 class Profile(RequestHandlers, SessionViews):
