@@ -140,6 +140,7 @@ def profile_options(generation: Generation) -> ProfileOptions:
         max_sessions=security.max_sessions,
         session_idle_timeout=security.session_idle_seconds,
         max_per_session_upstreams=security.max_per_session_upstreams,
+        input_round_hold=security.input_round_hold_seconds,
         max_calls_in_flight=security.max_calls_in_flight,
         max_buffered_result_bytes=security.max_buffered_result_bytes,
         traffic=generation.snapshot.gateway.logging.traffic,

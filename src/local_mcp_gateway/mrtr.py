@@ -4,12 +4,14 @@ A 2026-07-28 client has no session, so an upstream's server-to-client request (s
 while serving its call cannot be sent to it. Instead the call is answered with an `input_required` result that
 carries the questions; the client retries the same request with its answers and the echoed `requestState`.
 
-The gateway keeps nothing between rounds: the retry runs the upstream call again, and each question the upstream
-asks is answered from the answers gathered so far, matched by its position and kind (`elicitation-1`,
-`sampling-2`, ...). That is what makes a round trip work across replicas. The state handed to the client holds
-the answers and the keys of the questions asked in the last round; it is sealed (AES-GCM, bound to the method,
-target, arguments, profile and expiry) by the SDK's `RequestStateBoundary`, so a tampered or foreign state is
-refused before anything reaches an upstream.
+The upstream call is held open meanwhile (`held.HeldCalls`): when the retry reaches the same gateway, the
+answers go to the questions the upstream is waiting on and the call goes on, exactly as over a direct session;
+the tool runs once. When it reaches another replica, or comes after the hold, the retry runs the upstream call
+again and each question the upstream asks is answered from the answers gathered so far, matched by its position
+and kind (`elicitation-1`, `sampling-2`, ...). The state handed to the client holds the answers, the keys of the
+questions asked in the last round and the held call's id; it is sealed (AES-GCM, bound to the method, target,
+arguments, profile and expiry) by the SDK's `RequestStateBoundary`, so a tampered or foreign state is refused
+before anything reaches an upstream.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from typing import Any
 
 import anyio
 import mcp.types as types
+from anyio.abc import TaskGroup
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from mcp.server.session import ServerSession
 from mcp.shared.exceptions import MCPError
 
+from local_mcp_gateway.held import HeldCalls, settle
 from local_mcp_gateway.upstream.connection import CALLER_CAPABILITIES, Caller
 
 __all__ = [
@@ -73,6 +77,16 @@ def request_state_boundary(keys: list[bytes] | None, audience: str) -> RequestSt
     return RequestStateBoundary(security, default_audience=audience)
 
 
+class _Pending:
+    """A question an upstream is waiting on: answered by the client's retry, or abandoned."""
+
+    __slots__ = ("answer", "ready")
+
+    def __init__(self) -> None:
+        self.ready = anyio.Event()
+        self.answer: Any = None
+
+
 class InputRound(Caller):
     """A 2026-07-28 caller: questions are answered from earlier rounds, or collected for an `input_required` result."""
 
@@ -80,9 +94,11 @@ class InputRound(Caller):
         super().__init__(session, request_id)
         self.answers = dict(answers)
         self.asked: dict[str, dict[str, Any]] = {}
+        """The questions of the current round, by key."""
+        self.pending: dict[str, _Pending] = {}
         self.need_input = anyio.Event()
         self.ended = anyio.Event()
-        """Set when the round is over: questions still pending upstream are answered with an error then."""
+        """Set when the call is given up: questions still pending upstream are answered with an error then."""
         self.refusal: MCPError | None = None
         self._count = 0
 
@@ -103,90 +119,103 @@ class InputRound(Caller):
                 "which the request did not declare",
                 {"requiredCapabilities": required.model_dump(by_alias=True, mode="json", exclude_none=True)},
             )
-        else:
-            self.asked[key] = request.model_dump(by_alias=True, mode="json", exclude_none=True)
+            self.need_input.set()
+            await self.ended.wait()
+            raise _abandoned(request)
+        self.asked[key] = request.model_dump(by_alias=True, mode="json", exclude_none=True)
+        pending = self.pending[key] = _Pending()
         self.need_input.set()
-        # The question travels to the client in the input_required result; the upstream's request is answered
-        # with an error once the round ends, so no upstream handler waits for a connection to close. (An upstream
-        # that honours the gateway's notifications/cancelled has dropped it by then.)
-        await self.ended.wait()
-        raise _abandoned(request)
+        # The question travels to the client in the input_required result; the upstream waits for the answer
+        # the client's retry brings. A round given up is answered with an error, so no upstream handler waits
+        # for a connection to close.
+        await pending.ready.wait()
+        if pending.answer is None:
+            raise _abandoned(request)
+        return result_type.model_validate(pending.answer, by_name=False)
+
+    def give(self, responses: Mapping[str, Any]) -> None:
+        """Start the next round with the client's answers: the questions they answer go on upstream."""
+        self.need_input = anyio.Event()
+        unanswered = {key: self.asked[key] for key in self.pending if key not in responses}
+        for key, answer in responses.items():
+            pending = self.pending.pop(key, None)
+            if pending is not None:
+                self.answers[key] = answer
+                pending.answer = answer
+                pending.ready.set()
+        self.asked = unanswered
+        if unanswered:  # asked again at once
+            self.need_input.set()
+
+    def end(self) -> None:
+        """Give the round up: every question still waiting is answered with an error."""
+        self.ended.set()
+        for pending in self.pending.values():
+            pending.ready.set()
+        self.pending.clear()
 
 
 def _abandoned(request: types.ServerRequest) -> MCPError:
     return MCPError(
         types.INTERNAL_ERROR,
-        f"{request.method}: the client is asked in an input_required round instead; this call was cancelled and "
-        "runs again with the client's answer",
+        f"{request.method}: the question went to the client in an input_required round that ended without its "
+        "answer here; this call was cancelled (a retry runs it again with the client's answer)",
     )
 
 
-def _read_state(plaintext: str | None) -> tuple[dict[str, Any], list[str]]:
+def _read_state(plaintext: str | None) -> tuple[dict[str, Any], list[str], str | None]:
     if not plaintext:
-        return {}, []
+        return {}, [], None
     try:
         state = json.loads(plaintext)
-        return dict(state["answers"]), list(state["asked"])
-    except (ValueError, KeyError, TypeError):
+        held = state.get("held")
+        return dict(state["answers"]), list(state["asked"]), held if isinstance(held, str) else None
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise MCPError(types.INVALID_PARAMS, "Invalid or expired requestState") from None
 
 
 async def run_round(
-    ctx: Any, params: Any, call: Callable[[Caller], Awaitable[dict[str, Any]]]
+    ctx: Any, params: Any, call: Callable[[Caller], Awaitable[dict[str, Any]]], held_calls: HeldCalls, tg: TaskGroup
 ) -> dict[str, Any] | types.InputRequiredResult:
-    """Run `call` for a 2026-07-28 request, translating upstream questions into an `input_required` round."""
-    answers, asked_before = _read_state(params.request_state)
+    """Run `call` for a 2026-07-28 request, translating upstream questions into `input_required` rounds."""
+    answers, asked_before, held_id = _read_state(params.request_state)
     responses = {
         key: value.model_dump(by_alias=True, mode="json", exclude_none=True) if hasattr(value, "model_dump") else value
         for key, value in (params.input_responses or {}).items()
     }
+    held = held_calls.take(held_id) if held_id else None
     # Answers to questions that were not asked are ignored (SEP-2322: servers SHOULD ignore unrecognized
     # inputResponses); they never reach an upstream. Missing answers are simply asked again.
-    unasked = sorted(set(responses) - set(asked_before))
+    unasked = sorted(set(responses) - set(held.round.pending if held is not None else asked_before))
     if unasked:
         logger.debug("ignored inputResponses for questions that were not asked: %s", ", ".join(unasked))
-    answers.update({key: value for key, value in responses.items() if key in asked_before})
-    round_ = InputRound(ctx.session, ctx.request_id, answers)
-    outcome: dict[str, Any] = {}
+    if held is not None:
+        held.round.give({key: value for key, value in responses.items() if key in held.round.pending})
+    else:
+        answers.update({key: value for key, value in responses.items() if key in asked_before})
+        held = held_calls.start(tg, InputRound(ctx.session, ctx.request_id, answers), call)
 
     try:
-        await _race(round_, call, outcome)
-    finally:
-        round_.ended.set()  # whatever ended the round (an answer, a question, the client leaving)
-
-    if "error" in outcome:
-        raise outcome["error"]
-    if "result" in outcome:
-        return outcome["result"]
+        await settle(held, COLLECT_WINDOW)
+    except BaseException:  # the client left or cancelled: the upstream call ends with it
+        held_calls.stop(held)
+        raise
+    round_ = held.round
+    if held.done.is_set():
+        if "error" in held.outcome:
+            raise held.outcome["error"]
+        if "result" in held.outcome:
+            return held.outcome["result"]
+        raise MCPError(types.INTERNAL_ERROR, "the call was stopped before it completed")
     if round_.refusal is not None:
+        held_calls.stop(held)
         raise round_.refusal
-    state = json.dumps({"answers": answers, "asked": sorted(round_.asked)}, separators=(",", ":"), sort_keys=True)
+    held_calls.keep(held)
+    state = {"answers": round_.answers, "asked": sorted(round_.asked), "held": held.id}
     return types.InputRequiredResult(
         input_requests={key: _input_request(value) for key, value in round_.asked.items()},
-        request_state=state,
+        request_state=json.dumps(state, separators=(",", ":"), sort_keys=True),
     )
-
-
-async def _race(round_: InputRound, call: Callable[[Caller], Awaitable[dict[str, Any]]], outcome: dict[str, Any]) -> None:
-    """Run the upstream call until it completes or asks; its first question ends it after `COLLECT_WINDOW`."""
-    async with anyio.create_task_group() as tg:
-
-        async def run() -> None:
-            try:
-                outcome["result"] = await call(round_)
-            except BaseException as exc:  # handed over to the caller below, outside the task group
-                if isinstance(exc, anyio.get_cancelled_exc_class()):
-                    raise
-                outcome["error"] = exc
-            tg.cancel_scope.cancel()
-
-        async def watch() -> None:
-            await round_.need_input.wait()
-            await anyio.sleep(COLLECT_WINDOW)
-            tg.cancel_scope.cancel()
-
-        tg.start_soon(run)
-        tg.start_soon(watch)
 
 
 def _input_request(raw: dict[str, Any]) -> Any:

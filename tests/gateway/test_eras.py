@@ -192,13 +192,14 @@ async def test_a_client_switching_lines_within_one_session_gets_each_request_ser
 async def test_a_question_asked_after_the_round_was_abandoned_is_answered_with_an_error(
     config_repo, gateway_factory
 ):
-    """A server that keeps waiting for its question when its call is cancelled gets an error, not silence."""
+    """A server that keeps waiting for its question when its call is given up gets an error, not silence."""
+    config_repo.write_gateway(security={"input_round_hold_seconds": 1})  # no retry comes: given up after 1 s
     config_repo.write_profile("p", {"echo": {**fixture_server("echo_server.py"), "prefix": "", "protocol": "handshake"}})
     gateway = gateway_factory(config_repo.path)
     url = gateway.url("p")
     first = call(url, "ask_stubborn", {"question": "colour?"})["result"]
     assert first["resultType"] == "input_required"
-    # The first question was pending when the round ended; the second is asked after it ended. (Polled by a
+    # The first question was pending when the hold ended; the second is asked after it ended. (Polled by a
     # session client without the elicitation capability: a question reaching it is refused, never left waiting.)
     with anyio.fail_after(DEADLINE):
         while (outcomes := await session_call(url, "question_outcomes")).count("error") < 2:

@@ -102,6 +102,21 @@ async def test_an_input_required_round_trip_can_end_on_another_replica(echo_prof
     assert "blue" in round_two["result"]["content"][0]["text"]
 
 
+async def test_a_round_trip_on_one_gateway_continues_the_upstream_call_it_held(echo_profile, gateway_factory):
+    """The retry's answers go to the question the upstream is waiting on: the tool runs once, as over a session."""
+    gateway = gateway_factory(echo_profile.path)
+    url = gateway.url("p")
+    result = call(url, "ask_stubborn", {"question": "colour?"})["result"]
+    for colour in ("blue", "green"):  # it asks twice: two rounds, each answering the question it waits on
+        assert result["resultType"] == "input_required", result
+        answers = {key: {"action": "accept", "content": {"answer": colour}} for key in result["inputRequests"]}
+        result = call(url, "ask_stubborn", {"question": "colour?"}, inputResponses=answers,
+                      requestState=result["requestState"])["result"]
+    assert result["resultType"] == "complete", result
+    # Run once: both of its questions were answered, none was abandoned by a cancelled first run.
+    assert result["content"][0]["text"].splitlines() == ["answered: accept", "answered: accept"]
+
+
 async def test_a_tampered_or_foreign_request_state_is_refused(echo_profile, gateway_factory):
     gateway = gateway_factory(echo_profile.path)
     result = call(gateway.url("p"), "ask", {"question": "x"})["result"]

@@ -44,6 +44,7 @@ DEFAULT_MAX_SESSIONS = 1000
 DEFAULT_SESSION_IDLE_SECONDS = 30 * 60.0
 DEFAULT_MAX_PER_SESSION_UPSTREAMS = 16
 DEFAULT_MAX_CALLS_IN_FLIGHT = 64
+DEFAULT_INPUT_ROUND_HOLD_SECONDS = 300.0
 DEFAULT_MAX_BUFFERED_RESULT_BYTES = 64 * 1024 * 1024
 
 
@@ -111,6 +112,8 @@ class SecurityConfig(_Model):
     """A client session with no request (and no open GET stream) for this long is closed, with its per-session upstreams."""
     max_per_session_upstreams: int = Field(default=DEFAULT_MAX_PER_SESSION_UPSTREAMS, ge=1)
     """Most live upstreams of one `isolation: per_session` server per profile; at the cap, the one unused longest (no call in flight) is stopped, and its session's next call starts it again."""
+    input_round_hold_seconds: float = Field(default=DEFAULT_INPUT_ROUND_HOLD_SECONDS, gt=0)
+    """How long an upstream call that asked a 2026-07-28 client a question (an `input_required` round) is held open for the client's answer. A retry within it continues the call; a retry after it, or on another replica, runs the call again with the answers."""
     max_calls_in_flight: int = Field(default=DEFAULT_MAX_CALLS_IN_FLIGHT, ge=1)
     """Most MCP requests per profile being answered at once (a slow client reading its answer counts until it has read it); past it a request gets an error at once."""
     max_buffered_result_bytes: int = Field(default=DEFAULT_MAX_BUFFERED_RESULT_BYTES, ge=1024)

@@ -9,8 +9,8 @@ route by client name or URI, and pass results through untouched.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 import anyio
@@ -28,16 +28,22 @@ from mcp.server.subscriptions import (
 from mcp.shared.exceptions import MCPError
 
 from local_mcp_gateway.budget import CallBudget
-from local_mcp_gateway.security import TrafficLog
-from local_mcp_gateway.transport import SessionManager
 from local_mcp_gateway.catalog import Catalog, build_catalog
 from local_mcp_gateway.gitops.enforce import guarded_catalog
+from local_mcp_gateway.held import HeldCalls
 from local_mcp_gateway.profile.handlers import RequestHandlers, quietly
 from local_mcp_gateway.profile.options import ProfileOptions
 from local_mcp_gateway.profile.sessions import SessionViews
 from local_mcp_gateway.profile.view import View
+from local_mcp_gateway.security import TrafficLog
+from local_mcp_gateway.transport import SessionManager
 from local_mcp_gateway.upstream import eras
-from local_mcp_gateway.upstream.connection import STOP_GRACE, AuthFactory, Upstream, UpstreamState
+from local_mcp_gateway.upstream.connection import (
+    STOP_GRACE,
+    AuthFactory,
+    Upstream,
+    UpstreamState,
+)
 
 __all__ = ["Profile", "ProfileOptions"]
 
@@ -89,6 +95,8 @@ class Profile(RequestHandlers, SessionViews):
             max_sessions=options.max_sessions,
             session_idle_timeout=options.session_idle_timeout,
         )
+        self.held_calls = HeldCalls(options.input_round_hold)
+        """Upstream calls waiting for a 2026-07-28 client's answers (see `mrtr.py`)."""
         self.budget = CallBudget(slug, options.max_calls_in_flight, options.max_buffered_result_bytes)
         self.manager.budget = self.budget
         self._rebuild_catalog()
@@ -108,6 +116,7 @@ class Profile(RequestHandlers, SessionViews):
                 with anyio.move_on_after(STOP_GRACE):
                     while self.manager.posts_in_flight():
                         await anyio.sleep(DRAIN_POLL)
+            self.held_calls.stop_all()
             for upstream in self._all_upstreams():
                 upstream.stop()
 
@@ -142,6 +151,7 @@ class Profile(RequestHandlers, SessionViews):
         self.manager.max_sessions = options.max_sessions
         self.budget.configure(options.max_calls_in_flight, options.max_buffered_result_bytes)
         self.manager.session_idle_timeout = options.session_idle_timeout
+        self.held_calls.hold = options.input_round_hold
         before = self._catalog
         old = {server.name: server for server in self.servers}
         new = {server.name: server for server in servers}

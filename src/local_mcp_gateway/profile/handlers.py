@@ -23,11 +23,16 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from local_mcp_gateway import __version__, observability
-from local_mcp_gateway.mrtr import answer_rounds, pass_rounds_through, request_state_boundary, run_round
-from local_mcp_gateway.redact import redacting_errors
 from local_mcp_gateway.catalog import coerce_arguments, page
 from local_mcp_gateway.identity import audit_middleware, note_server, tool_allowed
+from local_mcp_gateway.mrtr import (
+    answer_rounds,
+    pass_rounds_through,
+    request_state_boundary,
+    run_round,
+)
 from local_mcp_gateway.profile.view import View
+from local_mcp_gateway.redact import redacting_errors
 from local_mcp_gateway.upstream import eras
 from local_mcp_gateway.upstream.connection import Caller, Upstream
 
@@ -165,7 +170,9 @@ class RequestHandlers:
                 return await pass_rounds_through(ctx, params, upstream, request, progress)
             return await answer_rounds(ctx, upstream, request, progress)
         if modern_caller:
-            result = await run_round(ctx, params, lambda caller: upstream.request(request, caller, progress=progress))
+            result = await run_round(
+                ctx, params, lambda caller: upstream.request(request, caller, progress=progress), self.held_calls, self._tg
+            )
             return result if isinstance(result, types.InputRequiredResult) else _for_caller(ctx, result)
         return await upstream.request(request, Caller(ctx.session, ctx.request_id), progress=progress)
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from mcp.server.transport_security import TransportSecuritySettings
 
+from local_mcp_gateway.held import DEFAULT_HOLD_SECONDS
+
 __all__ = ["SESSION_IDLE_TIMEOUT", "ProfileOptions"]
 
 SESSION_IDLE_TIMEOUT = 30 * 60.0
@@ -29,6 +31,8 @@ class ProfileOptions:
     """Most requests being answered at once (see `budget.CallBudget`)."""
     max_buffered_result_bytes: int = 64 * 1024 * 1024
     """Most bytes of answers waiting to be read by clients (see `budget.CallBudget`)."""
+    input_round_hold: float = DEFAULT_HOLD_SECONDS
+    """Seconds an upstream call that asked a 2026-07-28 client a question waits for the client's retry."""
     request_state_keys: list[bytes] | None = None
     """Keys sealing 2026-07-28 `requestState` (shared by replicas); None: a key of this process only."""
     module_stamps: Mapping[str, str | None] = field(default_factory=dict)
