@@ -1,5 +1,6 @@
-"""On the handshake line, a client is only asked what it declared it can answer (sampling, elicitation, roots):
-otherwise the upstream gets an error at once, and the client never sees the request."""
+"""Capabilities, both ways. On the handshake line, a client is only asked what it declared it can answer (sampling,
+elicitation, roots): otherwise the upstream gets an error at once, and the client never sees the request. And a
+server that serves tools without declaring the `tools` capability has them listed anyway, as SDK clients do."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import anyio
 import httpx2
 import pytest
 
-from tests.conftest import fixture_server
+from tests.conftest import fixture_server, mcp_client
 
 pytestmark = pytest.mark.anyio
 
@@ -57,3 +58,14 @@ async def test_an_undeclared_capability_is_never_asked_for(
     assert final["id"] == 2
     text = json.dumps(final)
     assert f"did not declare the {capability} capability" in text
+
+
+@pytest.mark.parametrize("protocol", ["handshake", "modern"])
+async def test_tools_of_a_server_that_does_not_declare_them_are_listed_and_called(config_repo, gateway_factory, protocol):
+    server = fixture_server("echo_server.py", "--undeclared-tools")
+    config_repo.write_profile("p", {"echo": {**server, "prefix": "", "protocol": protocol}})
+    gateway = gateway_factory(config_repo.path)
+    async with mcp_client(gateway.url("p")) as session:
+        assert "echo" in {tool.name for tool in (await session.list_tools()).tools}
+        result = await session.call_tool("echo", {"text": "listed anyway"})
+    assert result.content[0].text == "listed anyway"

@@ -27,6 +27,9 @@ MAX_LIST_PAGES = 1000
 LIST_POLL_INTERVAL = 30.0
 """Seconds between re-listings of a 2026-07-28 server that offers no change notices."""
 
+UNDECLARED_LIST_SECONDS = 5.0
+"""Seconds a server that declares no `tools` capability has to answer `tools/list` anyway."""
+
 LISTEN_RETRY = 1.0
 """Seconds before a lost `subscriptions/listen` stream towards a 2026-07-28 upstream is opened again."""
 
@@ -41,12 +44,26 @@ class ListingsKeeper:
         listings = Listings()
         if caps.tools is not None:
             listings.tools = await self._paginate(session.list_tools, "tools")
+        else:
+            listings.tools = await self._undeclared_tools(session)
         if caps.prompts is not None:
             listings.prompts = await self._paginate(session.list_prompts, "prompts")
         if caps.resources is not None:
             listings.resources = await self._paginate(session.list_resources, "resources")
             listings.templates = await self._paginate(session.list_resource_templates, "resource_templates")
         return listings
+
+    async def _undeclared_tools(self, session: ClientSession) -> list[Any]:
+        """Tools of a server that declares no `tools` capability: SDK clients call `tools/list` anyway, so do we.
+
+        A server that has none answers with an error (or not at all, within `UNDECLARED_LIST_SECONDS`): no tools.
+        """
+        with anyio.move_on_after(UNDECLARED_LIST_SECONDS):
+            try:
+                return await self._paginate(session.list_tools, "tools")
+            except MCPError:
+                return []
+        return []
 
     async def _paginate(self, method: Callable[..., Awaitable[Any]], attribute: str) -> list[Any]:
         items: list[Any] = []
