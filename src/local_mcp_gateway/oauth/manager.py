@@ -19,6 +19,7 @@ from mcp.shared.auth import (
     OAuthClientMetadata,
 )
 
+from local_mcp_gateway.asgi import answer_lifespan, respond
 from local_mcp_gateway.errors import AuthError
 from local_mcp_gateway.oauth.common import (
     AS_REQUEST_TIMEOUT,
@@ -356,13 +357,8 @@ def callback_app(manager: OAuthManager) -> Callable[..., Awaitable[None]]:
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await answer_lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         if scope["method"] == "GET" and scope["path"].endswith(CALLBACK_PATH):
@@ -370,10 +366,6 @@ def callback_app(manager: OAuthManager) -> Callable[..., Awaitable[None]]:
             status, text = await manager.handle_callback({k: v[0] for k, v in query.items()})
         else:
             status, text = 404, "Not found: this address serves only the OAuth callback during a login.\n"
-        body = text.encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        await respond(send, status, text.encode(), "text/plain; charset=utf-8")
 
     return app

@@ -7,6 +7,8 @@ from typing import Any
 
 import anyio
 
+from local_mcp_gateway.asgi import answer_lifespan, respond
+
 __all__ = ["serve_metrics"]
 
 logger = logging.getLogger(__name__)
@@ -16,27 +18,15 @@ async def _metrics_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     from local_mcp_gateway import observability
 
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await answer_lifespan(receive, send)
+        return
     if scope["type"] != "http":
         return
     text = observability.metrics_text(main_listener=False) if scope["path"] == "/metrics" else None
-    status, body, kind = (
-        (200, text.encode(), observability.CONTENT_TYPE) if text is not None else (404, b"not found\n", "text/plain")
-    )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", kind.encode()), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    if text is None:
+        await respond(send, 404, b"not found\n", "text/plain")
+    else:
+        await respond(send, 200, text.encode(), observability.CONTENT_TYPE)
 
 
 async def serve_metrics(host: str, port: int, stop: anyio.Event) -> None:
