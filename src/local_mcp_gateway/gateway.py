@@ -46,7 +46,8 @@ from local_mcp_gateway.reload import (
 )
 from local_mcp_gateway.replicas.gitsync import symlinks_on
 from local_mcp_gateway.replicas.keycheck import check_key
-from local_mcp_gateway.secrets import SecretStore, require_identity
+from local_mcp_gateway.secret_refs import require_identity
+from local_mcp_gateway.secrets import SecretStore
 from local_mcp_gateway.security import InboundGuard, apply_server_limits, install_accept_error_filter
 from local_mcp_gateway.settings import EnvSettings
 

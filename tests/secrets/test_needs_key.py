@@ -9,14 +9,8 @@ import pytest
 from local_mcp_gateway.config.load import load_snapshot
 from local_mcp_gateway.config.resolve import resolve_profile
 from local_mcp_gateway.errors import SecretError
-from local_mcp_gateway.secrets import (
-    Identity,
-    SecretStore,
-    encrypt_to,
-    needs_key,
-    require_identity,
-    secret_references,
-)
+from local_mcp_gateway.secret_refs import needs_key, require_identity, secret_references
+from local_mcp_gateway.secrets import Identity, SecretStore, encrypt_to
 from local_mcp_gateway.settings import EnvSettings
 
 PLAIN = """

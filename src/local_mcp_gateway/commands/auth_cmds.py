@@ -26,10 +26,10 @@ from typing import Any
 import anyio
 import httpx2
 
+from local_mcp_gateway.commands import reporting
 from local_mcp_gateway.config.load import load_snapshot
 from local_mcp_gateway.config.resolve import ResolvedServer, resolve_server
 from local_mcp_gateway.config.snapshot import ServerSpec, Snapshot
-from local_mcp_gateway.commands import reporting
 from local_mcp_gateway.errors import AuthError, GatewayError
 from local_mcp_gateway.oauth import (
     LOGIN_TIMEOUT,
@@ -40,7 +40,8 @@ from local_mcp_gateway.oauth import (
     server_key,
     token_summary,
 )
-from local_mcp_gateway.secrets import SecretStore, require_identity
+from local_mcp_gateway.secret_refs import require_identity
+from local_mcp_gateway.secrets import SecretStore
 from local_mcp_gateway.settings import EnvSettings
 from local_mcp_gateway.state import StateStore
 

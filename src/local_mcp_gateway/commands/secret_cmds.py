@@ -26,6 +26,7 @@ from local_mcp_gateway.config.load import PROFILE_SUFFIXES, STATE_DIR_ENV
 from local_mcp_gateway.config.models import ProfileConfig
 from local_mcp_gateway.config.yamlsafe import load_yaml
 from local_mcp_gateway.errors import ConfigError, SecretError
+from local_mcp_gateway.secret_refs import secret_references
 from local_mcp_gateway.secrets import (
     KEY_ENV,
     KEY_FILE_ENV,
@@ -35,7 +36,6 @@ from local_mcp_gateway.secrets import (
     encrypt_to,
     is_armored,
     load_identity,
-    secret_references,
     strip_final_newline,
 )
 from local_mcp_gateway.settings import EnvSettings

@@ -26,7 +26,8 @@ async def live_surfaces(config_path: Path, slugs: Sequence[str] | None, settings
     """Per profile (all when `slugs` is None): the surface its clients see now; servers that failed are in `errors`."""
     from local_mcp_gateway.gateway import Generation, profile_options
     from local_mcp_gateway.profile import Profile
-    from local_mcp_gateway.secrets import SecretStore, require_identity
+    from local_mcp_gateway.secret_refs import require_identity
+    from local_mcp_gateway.secrets import SecretStore
 
     snapshot = load_snapshot(config_path, environ=os.environ)
     wanted = list(snapshot.profiles) if slugs is None else list(slugs)

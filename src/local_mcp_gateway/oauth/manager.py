@@ -331,7 +331,7 @@ def manager_for(snapshot: Any, settings: Any, current: OAuthManager | None = Non
     None while no server uses `oauth`; `current` is kept (with its logins in progress) while the state folder,
     the recipients and the public URL stay the same. Raises `SecretError` when the key is missing.
     """
-    from local_mcp_gateway.secrets import require_identity
+    from local_mcp_gateway.secret_refs import require_identity
 
     uses = any(spec.config.oauth is not None for profile in snapshot.profiles.values() for spec in profile.servers)
     if not uses:
