@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from mcp import Client
 from mcp.server import Server
 
-from local_mcp_gateway.config.models import SecurityConfig, TrafficLogConfig
+from local_mcp_gateway.config.gateway_models import SecurityConfig, TrafficLogConfig
 from local_mcp_gateway.redact import MASK, Redactor
 from local_mcp_gateway.security import (
     MAX_HEADER_BYTES,
