@@ -674,7 +674,7 @@ def noop_reloads(gateway: GatewayProcess, repo: ConfigRepo, trigger: str, count:
 
 def time_loads(config: Path, runs: int) -> dict[str, float]:
     """`gateway.build_generation` (load + validate + resolve) in this process: the core of a reload."""
-    from local_mcp_gateway.gateway import build_generation
+    from local_mcp_gateway.generation import build_generation
     from local_mcp_gateway.settings import EnvSettings
 
     settings = EnvSettings()

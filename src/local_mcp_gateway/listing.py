@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 
 from local_mcp_gateway.errors import ConfigError, ConfigIssue
-from local_mcp_gateway.gateway import build_generation, profile_options
+from local_mcp_gateway.generation import build_generation, profile_options
 from local_mcp_gateway.profile import Profile
 from local_mcp_gateway.redact import redact_text
 from local_mcp_gateway.settings import EnvSettings

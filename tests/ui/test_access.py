@@ -12,7 +12,8 @@ import httpx2
 import pytest
 
 from local_mcp_gateway.app import GatewayASGI, create_app
-from local_mcp_gateway.gateway import Gateway, build_generation
+from local_mcp_gateway.gateway import Gateway
+from local_mcp_gateway.generation import build_generation
 from local_mcp_gateway.secrets import Identity
 from local_mcp_gateway.settings import EnvSettings
 from local_mcp_gateway.ui.access import SESSION_COOKIE

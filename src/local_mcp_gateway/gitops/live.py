@@ -24,7 +24,7 @@ CONNECT_WAIT = 60.0
 
 async def live_surfaces(config_path: Path, slugs: Sequence[str] | None, settings: EnvSettings) -> dict[str, Surface]:
     """Per profile (all when `slugs` is None): the surface its clients see now; servers that failed are in `errors`."""
-    from local_mcp_gateway.gateway import Generation, profile_options
+    from local_mcp_gateway.generation import Generation, profile_options
     from local_mcp_gateway.profile import Profile
     from local_mcp_gateway.secret_refs import require_identity
     from local_mcp_gateway.secrets import SecretStore
