@@ -48,6 +48,9 @@ class Catalog:
     templates: list[types.ResourceTemplate] = field(default_factory=list)
     template_routes: list[tuple[UriTemplate | None, str, str]] = field(default_factory=list)
     clashes: list[str] = field(default_factory=list)
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    """Results derived from this catalog and nothing else (serialised list pages, a caller's visible tools):
+    a new catalog starts empty, so nothing here outlives the listings it was made from (`profile/pages.py`)."""
 
     def server_for_uri(self, uri: str) -> str | None:
         """The server that serves `uri`: the first that listed it, else the first whose template matches."""
