@@ -31,8 +31,7 @@ from local_mcp_gateway.errors import ConfigError, GatewayError
 from local_mcp_gateway.gitops.status import gitops_state, lock_keys, lock_status
 from local_mcp_gateway.identity import Authenticator, audit_log_for, authenticator_settings, resource_settings
 from local_mcp_gateway.mrtr import state_key_from_identity
-from local_mcp_gateway.oauth import manager_for
-from local_mcp_gateway.oauth.common import public_url_for
+from local_mcp_gateway.oauth import manager_for, public_url_for
 from local_mcp_gateway.profile import Profile, ProfileOptions
 from local_mcp_gateway.redact import RedactedText
 from local_mcp_gateway.reload import (
