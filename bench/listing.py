@@ -1,6 +1,6 @@
 """How long a client waits for every page of `tools/list` from one upstream with 2,000 tools, in one run.
 
-Targets (all end at the same `bench/many_tools.py` stdio server):
+Targets (all end at the same `bench/listing_upstream.py` stdio server):
 
     gateway    `local-mcp-gateway` from this checkout
     baseline   the same gateway from another checkout (`--baseline-src DIR`, its `src/` on PYTHONPATH): before/after
@@ -35,7 +35,7 @@ from overhead import PYTHON, _all_upstreams_ready, _child_environment, _spawn, _
 
 __all__ = ["list_all", "main"]
 
-MANY_TOOLS_SCRIPT = Path(__file__).resolve().parent / "many_tools.py"
+LISTING_UPSTREAM = Path(__file__).resolve().parent / "listing_upstream.py"
 PROTOCOL = "2025-11-25"
 HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 REQUEST_TIMEOUT = 30.0
@@ -112,7 +112,7 @@ def start_gateway(services: ExitStack, workdir: Path, name: str, tool_count: int
     folder = workdir / f"{name}-config"
     (folder / "profiles").mkdir(parents=True)
     (folder / "gateway.yaml").write_text("version: 1\n")
-    server = {"command": PYTHON, "args": [str(MANY_TOOLS_SCRIPT), "--tools", str(tool_count)], "prefix": ""}
+    server = {"command": PYTHON, "args": [str(LISTING_UPSTREAM), "--tools", str(tool_count)], "prefix": ""}
     (folder / "profiles" / "big.yaml").write_text(json.dumps({"servers": {"big": server}}) + "\n")
     port = free_port()
     environment = _child_environment() | {"MCP_GATEWAY_HOST": "127.0.0.1", "MCP_GATEWAY_PORT": str(port)}

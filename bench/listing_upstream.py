@@ -3,7 +3,7 @@
 Each tool has a description of about a hundred characters and an input schema with three properties,
 roughly what a large real server (GitHub's, a database's) offers per tool.
 
-    python bench/many_tools.py --tools 2000
+    python bench/listing_upstream.py --tools 2000
 """
 
 from __future__ import annotations
