@@ -142,10 +142,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.baseline_src:
             started["baseline"] = start_gateway(services, workdir, "baseline", args.tools, args.baseline_src)
         clients = {name: Client(url) for name, (url, _) in started.items()}
+        pages: dict[str, int] = {}
         for client in clients.values():
             services.callback(client.close)
             client.open()
-            _, count, pages = list_all(client)
+            _, count, pages[client.url] = list_all(client)
             if count != args.tools:
                 raise RuntimeError(f"{client.url} listed {count} tools, expected {args.tools}")
         times: dict[str, list[float]] = {name: [] for name in clients}
@@ -163,16 +164,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "min_ms": min(values) * 1e3,
                 "hop_cpu_ms": hop_cpu[name] / len(values) * 1e3,
                 "listings": len(values),
+                "pages": pages[clients[name].url],
             }
             for name, values in times.items()
         }
     reference = summary["gateway"]["p50_ms"]
-    print(f"tools/list of {args.tools} tools, every page ({pages} pages), {args.rounds} rounds x {args.listings}")
+    print(f"tools/list of {args.tools} tools, every page, {args.rounds} rounds x {args.listings}")
     cpu_reference = summary["gateway"]["hop_cpu_ms"]
-    print(f"{'target':<10} {'p50 ms':>8} {'min ms':>8} {'p50 / gateway':>14} {'hop CPU ms':>11} {'CPU / gateway':>14}")
+    print(f"{'target':<10} {'pages':>5} {'p50 ms':>8} {'min ms':>8} {'p50 / gateway':>14} {'hop CPU ms':>11} {'CPU / gateway':>14}")
     for name, row in summary.items():
         print(
-            f"{name:<10} {row['p50_ms']:8.1f} {row['min_ms']:8.1f} {row['p50_ms'] / reference:14.2f}"
+            f"{name:<10} {row['pages']:5d} {row['p50_ms']:8.1f} {row['min_ms']:8.1f} {row['p50_ms'] / reference:14.2f}"
             f" {row['hop_cpu_ms']:11.1f} {row['hop_cpu_ms'] / cpu_reference:14.2f}"
         )
     if args.json:

@@ -22,8 +22,10 @@ from local_mcp_gateway.naming import client_name, matches
 
 __all__ = ["PAGE_SIZE", "Catalog", "Route", "build_catalog", "coerce_arguments", "page"]
 
-PAGE_SIZE = 200
-"""Items per page offered to clients for every list method."""
+PAGE_SIZE = 1000
+"""Items per page offered to clients for every list method. Each page costs a whole HTTP request through the
+stack (about 2 ms of the hop's CPU here, whatever its size, once pages are stored serialised: `profile/pages.py`),
+so pages are large: 2,000 tools come in two requests (docs/benchmarks.md, "Where the time goes")."""
 
 
 @dataclass(frozen=True, slots=True)
