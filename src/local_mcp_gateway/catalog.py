@@ -50,7 +50,7 @@ class Catalog:
     templates: list[types.ResourceTemplate] = field(default_factory=list)
     template_routes: list[tuple[UriTemplate | None, str, str]] = field(default_factory=list)
     clashes: list[str] = field(default_factory=list)
-    memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
     """Results derived from this catalog and nothing else (serialised list pages, a caller's visible tools):
     a new catalog starts empty, so nothing here outlives the listings it was made from (`profile/pages.py`)."""
 
