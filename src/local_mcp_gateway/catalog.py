@@ -22,8 +22,10 @@ from local_mcp_gateway.naming import client_name, matches
 
 __all__ = ["PAGE_SIZE", "Catalog", "Route", "build_catalog", "coerce_arguments", "page"]
 
-PAGE_SIZE = 200
-"""Items per page offered to clients for every list method."""
+PAGE_SIZE = 1000
+"""Items per page offered to clients for every list method. Each page costs a whole HTTP request through the
+stack (about 2 ms of the hop's CPU here, whatever its size, once pages are stored serialised: `profile/pages.py`),
+so pages are large: 2,000 tools come in two requests (docs/benchmarks.md, "Where the time goes")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,9 @@ class Catalog:
     templates: list[types.ResourceTemplate] = field(default_factory=list)
     template_routes: list[tuple[UriTemplate | None, str, str]] = field(default_factory=list)
     clashes: list[str] = field(default_factory=list)
+    memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    """Results derived from this catalog and nothing else (serialised list pages, a caller's visible tools):
+    a new catalog starts empty, so nothing here outlives the listings it was made from (`profile/pages.py`)."""
 
     def server_for_uri(self, uri: str) -> str | None:
         """The server that serves `uri`: the first that listed it, else the first whose template matches."""

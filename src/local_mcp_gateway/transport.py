@@ -51,9 +51,34 @@ from starlette.types import Receive, Scope, Send
 
 from local_mcp_gateway.budget import BUSY_CODE, CallBudget
 
-__all__ = ["LazyStreamTransport", "SessionManager"]
+__all__ = ["LazyStreamTransport", "SerialisedList", "SessionManager", "response_json"]
 
 logger = logging.getLogger(__name__)
+
+
+class SerialisedList(list[Any]):
+    """A list of JSON-ready items that carries its own JSON text, made once (a stored list page's items): an
+    answer holding one is written around that text instead of serialising the items again."""
+
+    __slots__ = ("json",)
+
+    def __init__(self, items: list[Any]) -> None:
+        super().__init__(items)
+        self.json: str = pydantic_core.to_json(items).decode()
+
+
+def response_json(message: Any) -> str:
+    """`message` as JSON, as `model_dump_json(by_alias=True, exclude_unset=True)` writes it; a `SerialisedList`
+    in an answer's result is copied in as its stored text."""
+    result = message.result if isinstance(message, JSONRPCResponse) else None
+    if isinstance(result, dict):
+        for key, value in result.items():
+            if isinstance(value, SerialisedList):
+                rest = pydantic_core.to_json({k: v for k, v in result.items() if k != key}).decode()
+                head = rest[:-1] + ("," if len(rest) > 2 else "")
+                ident = pydantic_core.to_json(message.id).decode()
+                return f'{{"jsonrpc":"2.0","id":{ident},"result":{head}{pydantic_core.to_json(key).decode()}:{value.json}}}}}'
+    return message.model_dump_json(by_alias=True, exclude_unset=True)
 
 
 class LazyStreamTransport(StreamableHTTPServerTransport):
@@ -78,7 +103,7 @@ class LazyStreamTransport(StreamableHTTPServerTransport):
     def _create_json_response(
         self, response_message: Any, status_code: HTTPStatus = HTTPStatus.OK, headers: dict[str, str] | None = None
     ) -> Response:
-        body = response_message.model_dump_json(by_alias=True, exclude_unset=True) if response_message else None
+        body = response_json(response_message) if response_message else None
         if body is not None and isinstance(response_message, JSONRPCResponse):
             body = self._fitting(response_message, body)
         response_headers = {"Content-Type": CONTENT_TYPE_JSON, **(headers or {})}

@@ -31,15 +31,7 @@ from local_mcp_gateway.config.load import load_snapshot
 from local_mcp_gateway.config.resolve import ResolvedServer, resolve_server
 from local_mcp_gateway.config.snapshot import ServerSpec, Snapshot
 from local_mcp_gateway.errors import AuthError, GatewayError
-from local_mcp_gateway.oauth import (
-    LOGIN_TIMEOUT,
-    OAuthManager,
-    callback_app,
-    public_url_for,
-    revoke_tokens,
-    server_key,
-    token_summary,
-)
+from local_mcp_gateway.oauth import LOGIN_TIMEOUT, public_url_for, server_key  # the flow: imported where used
 from local_mcp_gateway.secret_refs import require_identity
 from local_mcp_gateway.secrets import SecretStore
 from local_mcp_gateway.settings import EnvSettings
@@ -127,6 +119,8 @@ async def _connect(server: ResolvedServer, auth: httpx2.Auth) -> None:
 
 
 async def _login(setup: _Setup, server: ResolvedServer, timeout: float, browser: bool = False) -> dict[str, Any]:
+    from local_mcp_gateway.oauth import OAuthManager, callback_app
+
     manager = OAuthManager(setup.store, setup.public_url, login_timeout=timeout)
     relay = _gateway_status(setup.public_url) is not None
 
@@ -208,6 +202,8 @@ def run_login(args: argparse.Namespace) -> int:
 
 @reporting
 def run_status(args: argparse.Namespace) -> int:
+    from local_mcp_gateway.oauth import token_summary
+
     setup = _Setup(args)
     running = _gateway_status(setup.public_url)
     pending = _pending_urls(running)
@@ -252,6 +248,8 @@ def _pending_urls(status: dict[str, Any] | None) -> dict[str, str]:
 
 @reporting
 def run_logout(args: argparse.Namespace) -> int:
+    from local_mcp_gateway.oauth import revoke_tokens
+
     setup = _Setup(args)
     server = setup.find(args.server)
     key = server_key(server.name, server.url or "")

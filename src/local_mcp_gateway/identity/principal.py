@@ -10,7 +10,15 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-__all__ = ["PRINCIPAL_SCOPE_KEY", "AccessPolicy", "Principal", "key_caller_id", "principal_of", "tool_allowed"]
+__all__ = [
+    "PRINCIPAL_SCOPE_KEY",
+    "AccessPolicy",
+    "Principal",
+    "access_key",
+    "key_caller_id",
+    "principal_of",
+    "tool_allowed",
+]
 
 PRINCIPAL_SCOPE_KEY = "local_mcp_gateway.principal"
 """Key of the ASGI scope under which the guard leaves the verified caller for the MCP handlers."""
@@ -84,3 +92,13 @@ def tool_allowed(ctx: Any, name: str) -> bool:
 
     note_denied()
     return False
+
+
+def access_key(ctx: Any) -> Any:
+    """What decides which tools the caller of this request may see: None when nothing is hidden from it (no
+    principal, or a profile without access rules), else its profile's rules and its scopes. Two callers with the
+    same key see the same tools, so a `tools/list` page built for one can be served to the other."""
+    principal = principal_of(ctx)
+    if principal is None or not principal.policy.rules:
+        return None
+    return (principal.policy.rules, principal.scopes)

@@ -25,6 +25,9 @@ redaction point as soon as they are read or obtained.
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import Any
+
 from local_mcp_gateway.oauth.common import (
     AS_REQUEST_TIMEOUT,
     CALLBACK_PATH,
@@ -32,11 +35,38 @@ from local_mcp_gateway.oauth.common import (
     public_url_for,
     redirect_uri,
     server_key,
+    uses_oauth,
 )
-from local_mcp_gateway.oauth.manager import OAuthManager, callback_app, manager_for
-from local_mcp_gateway.oauth.provider import GatewayOAuthProvider
-from local_mcp_gateway.oauth.revoke import revoke_tokens
-from local_mcp_gateway.oauth.storage import StateTokenStorage, TokenRecord, token_summary
+
+_LAZY = {
+    "OAuthManager": "manager",
+    "callback_app": "manager",
+    "GatewayOAuthProvider": "provider",
+    "revoke_tokens": "revoke",
+    "StateTokenStorage": "storage",
+    "TokenRecord": "storage",
+    "token_summary": "storage",
+}
+"""Names loaded on first use: the flow brings the SDK's OAuth client, PyJWT and cryptography's X.509 and key types
+(about 5 MB), which a configuration without `oauth` never needs."""
+
+
+def manager_for(snapshot: Any, settings: Any, current: Any = None) -> Any:
+    """The gateway's `OAuthManager` for a configuration generation (see `manager.manager_for`); None, without
+    loading the flow, while no server uses `oauth`."""
+    if not uses_oauth(snapshot):
+        return None
+    from local_mcp_gateway.oauth.manager import manager_for as build
+
+    return build(snapshot, settings, current)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "AS_REQUEST_TIMEOUT",
@@ -53,4 +83,5 @@ __all__ = [
     "revoke_tokens",
     "server_key",
     "token_summary",
+    "uses_oauth",
 ]

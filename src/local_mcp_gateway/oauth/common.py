@@ -78,6 +78,11 @@ def redirect_uri(public_url: str) -> str:
     return public_url.rstrip("/") + CALLBACK_PATH
 
 
+def uses_oauth(snapshot: Any) -> bool:
+    """Whether any server of any profile of `snapshot` has `oauth` settings (only then is the flow loaded)."""
+    return any(spec.config.oauth is not None for profile in snapshot.profiles.values() for spec in profile.servers)
+
+
 def public_url_for(gateway: Any, settings: Any = None) -> str:
     """`public_url` from gateway.yaml, else `http://{host}:{port}` (MCP_GATEWAY_HOST/PORT override `listen`)."""
     if gateway.public_url:

@@ -35,6 +35,7 @@ from local_mcp_gateway.oauth.common import (
     redirect_uri,
     server_key,
     shorten,
+    uses_oauth,
 )
 from local_mcp_gateway.oauth.grants import ClientCredentialsProvider, IdentityAssertionAuth, configured_client
 from local_mcp_gateway.oauth.provider import GatewayOAuthProvider, LoginHooks
@@ -333,8 +334,7 @@ def manager_for(snapshot: Any, settings: Any, current: OAuthManager | None = Non
     """
     from local_mcp_gateway.secret_refs import require_identity
 
-    uses = any(spec.config.oauth is not None for profile in snapshot.profiles.values() for spec in profile.servers)
-    if not uses:
+    if not uses_oauth(snapshot):
         return None
     public_url = public_url_for(snapshot.gateway, settings)
     identity = require_identity(settings, snapshot)

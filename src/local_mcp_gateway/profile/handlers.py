@@ -25,12 +25,8 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from local_mcp_gateway import __version__, observability
 from local_mcp_gateway.catalog import coerce_arguments, page
 from local_mcp_gateway.identity import audit_middleware, note_server, tool_allowed
-from local_mcp_gateway.mrtr import (
-    answer_rounds,
-    pass_rounds_through,
-    request_state_boundary,
-    run_round,
-)
+from local_mcp_gateway.mrtr import answer_rounds, pass_rounds_through, request_state_boundary, run_round
+from local_mcp_gateway.profile.pages import cached_lists, visible_tools
 from local_mcp_gateway.profile.view import View
 from local_mcp_gateway.redact import redacting_errors
 from local_mcp_gateway.upstream import eras
@@ -92,19 +88,19 @@ class RequestHandlers:
 
     def _middleware(self) -> list[Any]:
         """The MCP server's middleware: error redaction, metrics and traces (if on), the request-state seal, the traffic
-        log (if on), the audit log."""
+        log (if on), the audit log, the store of list pages."""
         chain: list[Any] = [redacting_errors]  # outermost: every error answer passes the redaction point
         chain.extend(observability.server_middleware(self))
         chain.append(request_state_boundary(self.options.request_state_keys, f"local-mcp-gateway/{self.slug}"))
         if self.traffic is not None:
             chain.append(self.traffic.middleware)
         chain.append(audit_middleware)
+        chain.append(cached_lists(self))  # innermost: everything above sees list requests served from the store
         return chain
 
     async def _list_tools(self, ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         catalog = self._catalog_of(await self._view(ctx))
-        tools = [tool for tool in catalog.tools if tool_allowed(ctx, tool.name)]  # the caller's own view
-        items, cursor = page(tools, params.cursor if params else None)
+        items, cursor = page(visible_tools(catalog, ctx), params.cursor if params else None)  # the caller's own view
         return types.ListToolsResult(tools=items, next_cursor=cursor)
 
     async def _list_prompts(self, ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
