@@ -157,12 +157,15 @@ class LegacySseSession(Session):
                         self._dispatch(event, "\n".join(data))
                         event, data = "message", []
             raise RpcError(f"{self.url}: the event stream ended")
-        except BaseException as exc:
+        except (asyncio.CancelledError, Exception) as exc:
+            # The waiting requests get the failure; the task itself ends quietly (close() reaps it).
             failure = exc if isinstance(exc, Exception) else RpcError("session closed")
             for future in [self._endpoint, *self._pending.values()]:
                 if not future.done():
                     future.set_exception(failure)
-            raise
+                    future.exception()  # retrieved here: a request that never got to wait must not log it
+            if isinstance(exc, asyncio.CancelledError):
+                raise
 
     def _dispatch(self, event: str, data: str) -> None:
         if event == "endpoint":

@@ -144,9 +144,13 @@ async def calls_round(hop: Hop, sessions: list[Session], name: str, calls: int, 
     into.latencies += latencies
 
 
-async def list_round(session: Session, expected: int, lists: int, into: list[float]) -> None:
-    """`lists` complete listings (every page), each timed and checked for `expected` tools."""
-    for _ in range(lists):
+async def list_round(session: Session, expected: int, lists: int, seconds: float, into: list[float]) -> None:
+    """Up to `lists` complete listings (every page; at least one, none started after `seconds`), each timed
+    and checked for `expected` tools."""
+    deadline = time.perf_counter() + seconds
+    for number in range(lists):
+        if number and time.perf_counter() >= deadline:
+            break
         started = time.perf_counter()
         tools = await session.list_tools()
         into.append(time.perf_counter() - started)

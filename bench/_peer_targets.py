@@ -132,8 +132,13 @@ def missing_peers(peers_dir: Path) -> dict[str, str]:
 
 
 def install_peers(peers_dir: Path) -> None:
-    """Install every missing peer (pip into its own venv, npm into its own prefix); idempotent."""
-    for peer in missing_peers(peers_dir):
+    """Install every missing peer (pip into its own venv, npm into its own prefix), the three side by side.
+
+    Idempotent: a peer whose stamp names the pinned version is left alone (delete its folder to reinstall).
+    """
+    missing = list(missing_peers(peers_dir))
+    running: list[tuple[str, subprocess.Popen[bytes]]] = []
+    for peer in missing:
         folder = peers_dir / peer
         print(f"installing {_spec(peer)} into {folder}", flush=True)
         if peer == "mcp-hub":
@@ -141,11 +146,15 @@ def install_peers(peers_dir: Path) -> None:
             (folder / "package.json").write_text('{"private": true}\n')
             environment = os.environ | {"PATH": f"{NODE_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
             command = ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error", "--save-exact", _spec(peer)]
-            subprocess.run(command, cwd=folder, env=environment, check=True)
+            running.append((peer, subprocess.Popen(command, cwd=folder, env=environment)))
         else:
             subprocess.run([sys.executable, "-m", "venv", "--clear", str(folder)], check=True)
             pip = [str(folder / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-            subprocess.run([*pip, _spec(peer)], check=True)
+            running.append((peer, subprocess.Popen([*pip, _spec(peer)])))
+    failed = [peer for peer, process in running if process.wait() != 0]
+    if failed:
+        raise RuntimeError(f"could not install {', '.join(failed)} (see the output above)")
+    for peer in missing:
         _stamp(peers_dir, peer).write_text(_spec(peer) + "\n")
 
 

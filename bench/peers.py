@@ -92,7 +92,7 @@ class Plan:
 
 QUICK = Plan(
     big_tools=400, fanout=3, fanout_tools=2, call_rounds=2, calls=30, warmup=3, round_seconds=4.0,
-    list_rounds=2, lists=2, cold_rounds=1, sessions=10, max_seconds=150.0,
+    list_rounds=2, lists=2, cold_rounds=1, sessions=20, max_seconds=150.0,
 )  # fmt: skip
 
 
@@ -186,7 +186,9 @@ class Run:
                 if number and not self.time_left():
                     break
                 for target, session in sessions.items():
-                    await list_round(session, expected[target], self.plan.lists, into.setdefault(target, []))
+                    await list_round(
+                        session, expected[target], self.plan.lists, self.plan.round_seconds, into.setdefault(target, [])
+                    )
 
     async def fanout_phase(self, list_gateway: Hop) -> None:
         plan, out = self.plan, self.results
