@@ -211,6 +211,8 @@ class Run:
         aggregating["gateway-one"] = Hop("gateway", list_gateway.service, [list_gateway.extra["one"]])
         expected = {t: plan.fanout * plan.fanout_tools for t in aggregating}
         await self._list_rounds(aggregating, expected, out.lists["fanout"])
+        for hop in hops.values():
+            hop.service.stop()
 
     async def example_phase(self) -> None:
         folder = self.workdir / "example"
