@@ -91,8 +91,8 @@ class Plan:
 
 
 QUICK = Plan(
-    big_tools=400, fanout=3, fanout_tools=2, call_rounds=2, calls=30, warmup=3, round_seconds=4.0,
-    list_rounds=2, lists=2, cold_rounds=1, sessions=20, max_seconds=150.0,
+    big_tools=400, fanout=2, fanout_tools=2, call_rounds=2, calls=20, warmup=2, round_seconds=4.0,
+    list_rounds=2, lists=1, cold_rounds=1, sessions=20, max_seconds=120.0,
 )  # fmt: skip
 
 
