@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import httpx2
 
-from _common import POLL_SECONDS, cpu_seconds, rss_bytes
+from _common import POLL_SECONDS, cpu_seconds, descendants, rss_bytes
 from _jsonrpc_client import RpcError, Session, new_http_client, open_session
 from _peer_targets import Hop
 
@@ -27,6 +27,7 @@ __all__ = [
     "open_sessions",
     "rest_rss",
     "session_memory",
+    "settle",
     "wait_listing",
 ]
 
@@ -156,6 +157,21 @@ async def list_round(session: Session, expected: int, lists: int, seconds: float
         into.append(time.perf_counter() - started)
         if len(tools) != expected:
             raise RuntimeError(f"tools/list gave {len(tools)} tools, expected {expected}")
+
+
+SETTLE_SECONDS = 30.0
+"""At most this long to wait for a hop's extra child processes to be gone before the next target's round."""
+
+
+async def settle(hop: Hop, children: int) -> None:
+    """Wait (bounded) until the hop has no more child processes than `children`.
+
+    fastmcp's multi-server proxy starts every stdio server anew for each request; those processes are still
+    exiting when its answer arrives, and would otherwise load the machine during the next target's round.
+    """
+    deadline = time.perf_counter() + SETTLE_SECONDS
+    while len(descendants(hop.pid)) > children and time.perf_counter() < deadline:
+        await asyncio.sleep(POLL_SECONDS)
 
 
 async def rest_rss(pid: int) -> int:

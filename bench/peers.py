@@ -40,7 +40,7 @@ from typing import Any
 
 import httpx2
 
-from _common import wait_http
+from _common import descendants, wait_http
 from _jsonrpc_client import new_http_client, open_session
 from _peer_measure import (
     CallMeasure,
@@ -51,6 +51,7 @@ from _peer_measure import (
     open_sessions,
     rest_rss,
     session_memory,
+    settle,
     wait_listing,
 )
 from _peer_report import render, summarize
@@ -178,10 +179,12 @@ class Run:
         return hops["gateway"]
 
     async def _list_rounds(self, hops: dict[str, Hop], expected: dict[str, int], into: dict[str, list[float]]) -> None:
+        children = {t: len(descendants(hop.pid)) for t, hop in hops.items()}
         async with AsyncExitStack() as stack:
             sessions = {t: (await open_sessions(stack, hop, hop.urls[0], 1))[0] for t, hop in hops.items()}
-            for session in sessions.values():
+            for target, session in sessions.items():
                 await session.list_tools()  # warm: the first listing may fill caches
+                await settle(hops[target], children[target])
             for number in range(self.plan.list_rounds):
                 if number and not self.time_left():
                     break
@@ -189,6 +192,7 @@ class Run:
                     await list_round(
                         session, expected[target], self.plan.lists, self.plan.round_seconds, into.setdefault(target, [])
                     )
+                    await settle(hops[target], children[target])
 
     async def fanout_phase(self, list_gateway: Hop) -> None:
         plan, out = self.plan, self.results
