@@ -65,15 +65,17 @@ class HeldCalls:
         held = HeldCall(round_)
 
         async def run() -> None:
-            with held.scope:
-                try:
-                    held.outcome["result"] = await call(round_)
-                except Exception as exc:  # handed to the request that is waiting, if any
-                    held.outcome["error"] = exc
-            round_.end()
-            held.done.set()
-            if held.expires == float("inf"):
-                self._waiting.pop(held.id, None)  # nobody will come for an outcome of a call given up
+            try:
+                with held.scope:
+                    try:
+                        held.outcome["result"] = await call(round_)
+                    except Exception as exc:  # handed to the request that is waiting, if any
+                        held.outcome["error"] = exc
+            finally:  # also when the profile's task group is cancelled (the profile stops)
+                round_.end()
+                held.done.set()
+                if held.expires == float("inf"):
+                    self._waiting.pop(held.id, None)  # nobody will come for an outcome of a call given up
 
         tg.start_soon(run)
         return held
