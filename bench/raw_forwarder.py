@@ -30,6 +30,8 @@ import httpx2
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
+from local_mcp_gateway.asgi import answer_lifespan
+
 __all__ = ["READY_PREFIX", "RawForwarder", "main"]
 
 READY_PREFIX = "READY "
@@ -82,7 +84,7 @@ class RawForwarder:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+            await answer_lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
@@ -147,16 +149,6 @@ class RawForwarder:
             await asyncio.gather(copying, watching, return_exceptions=True)
         if copying.done() and not copying.cancelled() and copying.exception() is not None:
             raise copying.exception()  # type: ignore[misc]
-
-    @staticmethod
-    async def _lifespan(receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
 
 def _listen(host: str, port: int) -> socket.socket:

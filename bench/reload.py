@@ -56,6 +56,8 @@ import mcp.types as types
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
+from _common import cpu_seconds  # bench/ is on sys.path when run as a script
+
 from local_mcp_gateway.reload import QUIET_PERIOD_MS, ConfigWatchFilter, watch_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -140,22 +142,6 @@ def descendants(pid: int) -> dict[int, str]:
                 found[child] = state
                 frontier.append(child)
     return found
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of every live thread of `pid`, from /proc/<pid>/task/*/schedstat (nanoseconds).
-
-    A thread that exits between two readings takes its time with it; the reload runs in one of anyio's worker
-    threads, which stay idle for 10 s before exiting, far longer than the pauses between reloads here.
-    """
-    total_ns = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
-                total_ns += int(stat.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            continue
-    return total_ns / 1e9
 
 
 def status_field(pid: int, name: str) -> int:
@@ -652,7 +638,7 @@ def noop_reloads(gateway: GatewayProcess, repo: ConfigRepo, trigger: str, count:
     for index in range(count):
         time.sleep(settle_pause(index, count))
         cursor.skip_to_end()
-        cpu_before = cpu_seconds(gateway.pid)
+        cpu_before = cpu_seconds([gateway.pid])
         wall_start, start = time.time(), time.perf_counter()
         if trigger == "sighup":
             os.kill(gateway.pid, signal.SIGHUP)
@@ -661,7 +647,7 @@ def noop_reloads(gateway: GatewayProcess, repo: ConfigRepo, trigger: str, count:
             temporary.write_bytes(content)
             os.replace(temporary, profile)
         lines, seen = wait_for_line(gateway, cursor, "reload: nothing changed")
-        cpu.append(1000 * (cpu_seconds(gateway.pid) - cpu_before))
+        cpu.append(1000 * (cpu_seconds([gateway.pid]) - cpu_before))
         wall.append(1000 * (seen - start))
         began = first_time(lines, "SIGHUP received") if trigger == "sighup" else wall_start
         ended = first_time(lines, "reload: nothing changed")
