@@ -73,9 +73,7 @@ class HeldCalls:
                         held.outcome["error"] = exc
             finally:  # also when the profile's task group is cancelled (the profile stops)
                 round_.end()
-                held.done.set()
-                if held.expires == float("inf"):
-                    self._waiting.pop(held.id, None)  # nobody will come for an outcome of a call given up
+                held.done.set()  # a call still kept waits with its outcome for the retry (or the hold's end)
 
         tg.start_soon(run)
         return held
