@@ -22,10 +22,12 @@ from local_mcp_gateway.naming import client_name, matches
 
 __all__ = ["PAGE_SIZE", "Catalog", "Route", "build_catalog", "coerce_arguments", "page"]
 
-PAGE_SIZE = 1000
+PAGE_SIZE = 5000
 """Items per page offered to clients for every list method. Each page costs a whole HTTP request through the
-stack (about 2 ms of the hop's CPU here, whatever its size, once pages are stored serialised: `profile/pages.py`),
-so pages are large: 2,000 tools come in two requests (docs/benchmarks.md, "Where the time goes")."""
+stack (about 2 ms of the hop's CPU here, whatever its size, once pages are stored serialised: `profile/pages.py`)
+and the client a round trip, while servers and peer proxies commonly answer with all their items in one page; so
+a page holds up to 5,000 items (a few MB of JSON for typical tools, well inside `max_buffered_result_bytes`), and
+only very large profiles are paged (docs/benchmarks.md, "Where the time goes")."""
 
 
 @dataclass(frozen=True, slots=True)

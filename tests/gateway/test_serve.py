@@ -215,7 +215,7 @@ async def test_a_client_cancelling_its_call_cancels_the_upstream_call(two_echoes
 
 
 async def test_pagination_is_followed_upstream_and_offered_downstream(config_repo, gateway_factory):
-    config_repo.write_profile("many", {"big": {**fixture_server("echo_server.py", "--tools", "1060"), "prefix": ""}})
+    config_repo.write_profile("many", {"big": {**fixture_server("echo_server.py", "--tools", str(PAGE_SIZE + 60)), "prefix": ""}})
     gateway = gateway_factory(config_repo.path)
     async with mcp_client(gateway.url("many")) as client:
         first = await client.list_tools()
@@ -224,7 +224,7 @@ async def test_pagination_is_followed_upstream_and_offered_downstream(config_rep
         names = [tool.name for tool in first.tools + second.tools]
         assert second.next_cursor is None
         assert len(names) == len(set(names))
-        assert {f"t{i}" for i in range(1060)} <= set(names)
+        assert {f"t{i}" for i in range(PAGE_SIZE + 60)} <= set(names)
         assert len(first.tools) == PAGE_SIZE
         with pytest.raises(MCPError, match="Invalid cursor"):
             await client.list_tools(params=types.PaginatedRequestParams(cursor="bogus"))
