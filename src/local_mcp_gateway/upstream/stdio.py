@@ -137,16 +137,20 @@ async def stdio_transport(
 
     async def read_stdout() -> None:
         assert process.stdout is not None
-        buffer = b""
+        buffer = bytearray()  # grown in place: a large message arriving in many chunks is copied once, not per chunk
         try:
             async with read_writer:
                 async for chunk in process.stdout:
-                    buffer += chunk
-                    if len(buffer) > MAX_LINE_BYTES and b"\n" not in buffer:
-                        await read_writer.send(UpstreamError(f"{label}: a message exceeded {MAX_LINE_BYTES} bytes"))
-                        buffer = b""
+                    end = chunk.rfind(b"\n")
+                    if end < 0:
+                        buffer += chunk
+                        if len(buffer) > MAX_LINE_BYTES:
+                            await read_writer.send(UpstreamError(f"{label}: a message exceeded {MAX_LINE_BYTES} bytes"))
+                            buffer.clear()
                         continue
-                    *lines, buffer = buffer.split(b"\n")
+                    buffer += chunk[:end]
+                    lines = bytes(buffer).split(b"\n")
+                    buffer[:] = chunk[end + 1 :]
                     for line in lines:
                         if not line.strip():
                             continue
