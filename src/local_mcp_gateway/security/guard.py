@@ -233,15 +233,16 @@ class InboundGuard:
             return self._too_large()
         chunks: list[bytes] = []
         size = 0
-        with anyio.move_on_after(BODY_TOTAL_TIMEOUT):
-            while True:
-                message: MutableMapping[str, Any] | None = None
-                with anyio.move_on_after(BODY_IDLE_TIMEOUT):
-                    message = await receive()
-                if message is None:
-                    break
+        body: bytes | None = None
+        # One cancel scope for the whole body: its deadline is the sooner of the total and the idle limit, moved
+        # on after every piece (a scope per piece cost as much as the rest of the guard).
+        give_up = anyio.current_time() + BODY_TOTAL_TIMEOUT
+        with anyio.CancelScope(deadline=min(give_up, anyio.current_time() + BODY_IDLE_TIMEOUT)) as waiting:
+            while body is None:
+                message = await receive()
                 if message["type"] != "http.request":
                     return None
+                waiting.deadline = min(give_up, anyio.current_time() + BODY_IDLE_TIMEOUT)
                 chunk = message.get("body", b"")
                 size += len(chunk)
                 if size > self._max_body:
@@ -249,17 +250,18 @@ class InboundGuard:
                 chunks.append(chunk)
                 if not message.get("more_body", False):
                     body = b"".join(chunks)
-                    if scope["method"] == "POST" and await _nesting_exceeds(body):
-                        return _Refusal(
-                            400,
-                            "too_deep",
-                            f"the request JSON nests deeper than {MAX_JSON_DEPTH} levels; send flatter arguments",
-                            jsonrpc=True,
-                        )
-                    return body
-        return _Refusal(
-            408, "request_timeout", "the request body arrived too slowly; send it at once", close=True
-        )
+        if body is None:
+            return _Refusal(
+                408, "request_timeout", "the request body arrived too slowly; send it at once", close=True
+            )
+        if scope["method"] == "POST" and await _nesting_exceeds(body):
+            return _Refusal(
+                400,
+                "too_deep",
+                f"the request JSON nests deeper than {MAX_JSON_DEPTH} levels; send flatter arguments",
+                jsonrpc=True,
+            )
+        return body
 
     def _too_large(self) -> _Refusal:
         return _Refusal(
