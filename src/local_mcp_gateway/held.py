@@ -60,6 +60,11 @@ class HeldCalls:
     def __len__(self) -> int:
         return len(self._waiting)
 
+    def waiting(self) -> int:
+        """Calls held for a retry that has not come yet, within their hold (shown in `/status`)."""
+        now = anyio.current_time()
+        return sum(1 for held in self._waiting.values() if held.expires > now)
+
     def start(self, tg: TaskGroup, round_: InputRound, call: Callable[[Any], Awaitable[dict[str, Any]]]) -> HeldCall:
         """Run `call(round_)` in `tg`, outside the request that starts it."""
         held = HeldCall(round_)

@@ -109,10 +109,12 @@ async def test_a_round_trip_on_one_gateway_continues_the_upstream_call_it_held(e
     result = call(url, "ask_stubborn", {"question": "colour?"})["result"]
     for colour in ("blue", "green"):  # it asks twice: two rounds, each answering the question it waits on
         assert result["resultType"] == "input_required", result
+        assert gateway.status()["profiles"]["p"]["held_calls"] == 1  # the upstream call waits for the retry
         answers = {key: {"action": "accept", "content": {"answer": colour}} for key in result["inputRequests"]}
         result = call(url, "ask_stubborn", {"question": "colour?"}, inputResponses=answers,
                       requestState=result["requestState"])["result"]
     assert result["resultType"] == "complete", result
+    assert gateway.status()["profiles"]["p"]["held_calls"] == 0
     # Run once: both of its questions were answered, none was abandoned by a cancelled first run.
     assert result["content"][0]["text"].splitlines() == ["answered: accept", "answered: accept"]
 

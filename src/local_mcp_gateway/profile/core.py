@@ -278,6 +278,7 @@ class Profile(RequestHandlers, SessionViews):
             "sessions_evicted": self.manager.evicted,
             "per_session_upstreams": sum(entry.get("upstreams", 0) for entry in servers.values()),
             **self.budget.status(),
+            "held_calls": self.held_calls.waiting(),
             "clashes": list(self._catalog.clashes),
             "servers": servers,
         }
