@@ -37,8 +37,9 @@ from local_mcp_gateway.upstream.common import (
     watch_end,
 )
 from local_mcp_gateway.upstream.listing import ListingsKeeper
+from local_mcp_gateway.upstream.login import LoginWaits
 from local_mcp_gateway.upstream.stdio import StdioProcess
-from local_mcp_gateway.upstream.supervision import Backoff, RetrySchedule
+from local_mcp_gateway.upstream.supervision import Backoff, RetrySchedule, first_of
 from local_mcp_gateway.upstream.transports import open_transport
 
 __all__ = [
@@ -70,9 +71,6 @@ GATEWAY_CLIENT_INFO = types.Implementation(name="local-mcp-gateway", version=__v
 AuthFactory = Callable[["Upstream"], Any]
 """Returns the `httpx2.Auth` for a remote upstream with `oauth` settings (None: no authentication)."""
 
-NEEDS_AUTH_RETRY = 5.0
-"""Seconds between attempts while a server waits for an OAuth login (tokens may arrive from `auth login`)."""
-
 RESTART_WAIT = 10.0
 """Longest time a call waits for its server to come back from a restart before it gets a retryable error."""
 
@@ -80,7 +78,7 @@ Connector = Callable[["Upstream"], Any]
 """Returns an async context manager yielding (read, write) for the upstream (the default opens its transport)."""
 
 
-class Upstream(ListingsKeeper, BackChannel):
+class Upstream(ListingsKeeper, BackChannel, LoginWaits):
     """A supervised connection to one upstream server (see module docstring)."""
 
     error = RedactedText()
@@ -238,49 +236,6 @@ class Upstream(ListingsKeeper, BackChannel):
         if self.state == UpstreamState.READY and not self._stop.is_set():
             self.state = UpstreamState.STARTING
 
-    def mark_needs_auth(self, url: str) -> None:
-        """An OAuth login is needed: show `url` in /status; the connection attempt waits, unbounded by the timeout."""
-        self.auth_url = url
-        self.state = UpstreamState.NEEDS_AUTH
-        self.error = "waiting for an OAuth login"
-        if self._init_scope is not None:
-            self._init_scope.deadline = float("inf")
-        self._ready_or_failed.set()
-        self._set_listings(Listings())
-
-    def mark_step_up(self, url: str, scope: str | None) -> None:
-        """A call needs a wider `scope`: show the login `url`; the connection keeps serving meanwhile."""
-        self.auth_url = url
-        self.auth_scope = scope
-
-    def mark_authorized(self) -> None:
-        """The login finished: the connection attempt continues, bounded by the timeout again."""
-        self.auth_url = None
-        self.auth_scope = None
-        if self.state == UpstreamState.NEEDS_AUTH:
-            self.state = UpstreamState.STARTING
-            self.error = None
-        if self._init_scope is not None:
-            self._init_scope.deadline = anyio.current_time() + self._startup_timeout
-        self._authorized.set()
-
-    async def _wait_for_login(self, exc: BaseException) -> None:
-        """Stay `needs_auth` until a login completes (or `NEEDS_AUTH_RETRY` passes), without counting a crash."""
-        if self.state != UpstreamState.NEEDS_AUTH:
-            self.state = UpstreamState.NEEDS_AUTH
-        self.error = describe(exc)
-        self._ready_or_failed.set()
-        self._authorized = anyio.Event()
-        with anyio.move_on_after(NEEDS_AUTH_RETRY):
-            async with anyio.create_task_group() as waiters:
-
-                async def until(event: anyio.Event) -> None:
-                    await event.wait()
-                    waiters.cancel_scope.cancel()
-
-                waiters.start_soon(until, self._stop)
-                waiters.start_soon(until, self._authorized)
-
     async def _connect_and_serve(self) -> None:
         auth = self._auth_factory(self) if self._auth_factory and self.server.kind == "remote" else None
         transport = (
@@ -327,14 +282,7 @@ class Upstream(ListingsKeeper, BackChannel):
                     await self._apply_log_level(session)
                 if self.modern:
                     tg.start_soon(self._follow_changes, session, tg)
-                async with anyio.create_task_group() as waiters:
-
-                    async def until(event: anyio.Event) -> None:
-                        await event.wait()
-                        waiters.cancel_scope.cancel()
-
-                    waiters.start_soon(until, self._stop)
-                    waiters.start_soon(until, closed)
+                await first_of(self._stop, closed)
                 if self._stop.is_set():
                     with anyio.move_on_after(STOP_GRACE):
                         await self._idle.wait()

@@ -25,6 +25,7 @@ __all__ = [
     "STABLE_AFTER",
     "Backoff",
     "RetrySchedule",
+    "first_of",
 ]
 
 BACKOFF_INITIAL = 0.5
@@ -93,14 +94,7 @@ class RetrySchedule:
         self.next_retry_at = time.time() + delay
         try:
             with anyio.move_on_after(delay):
-                async with anyio.create_task_group() as waiters:
-
-                    async def until(event: anyio.Event) -> None:
-                        await event.wait()
-                        waiters.cancel_scope.cancel()
-
-                    waiters.start_soon(until, stop)
-                    waiters.start_soon(until, self._wake)
+                await first_of(stop, self._wake)
         finally:
             self.next_retry_at = None
 
@@ -120,3 +114,15 @@ class RetrySchedule:
         if time.monotonic() - self.last_attempt < CALL_RETRY_GAP:
             return False
         return self.wake()
+
+
+async def first_of(*events: anyio.Event) -> None:
+    """Return as soon as one of `events` is set."""
+    async with anyio.create_task_group() as waiters:
+
+        async def until(event: anyio.Event) -> None:
+            await event.wait()
+            waiters.cancel_scope.cancel()
+
+        for event in events:
+            waiters.start_soon(until, event)
