@@ -61,11 +61,6 @@ def profile_base_url(gateway: Any, settings: EnvSettings | None = None) -> str:
     return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 
 
-def needs_key(snapshot: Any, slug: str) -> bool:
-    """Whether clients of the profile must send an API key (gateway-wide or the profile's own keys)."""
-    return bool(snapshot.gateway.security.api_keys or snapshot.profiles[slug].api_keys)
-
-
 @reporting
 def client_config_command(args: argparse.Namespace) -> int:
     from local_mcp_gateway.config.load import load_snapshot
@@ -77,7 +72,7 @@ def client_config_command(args: argparse.Namespace) -> int:
     if args.profile not in snapshot.profiles:
         known = ", ".join(sorted(snapshot.profiles)) or "none"
         raise ConfigError(ConfigIssue(config_path, f"no profile {args.profile!r} (profiles: {known})"))
-    key_env = (args.key_env or DEFAULT_KEY_ENV) if needs_key(snapshot, args.profile) else None
+    key_env = (args.key_env or DEFAULT_KEY_ENV) if snapshot.needs_api_key(args.profile) else None
     url = f"{profile_base_url(snapshot.gateway, settings)}/mcp/{args.profile}"
     try:
         setup = client_setup(args.client, slug=args.profile, url=url, key_env=key_env)

@@ -71,3 +71,8 @@ class Snapshot:
     state_dir: Path
     digest: str
     warnings: tuple[ConfigIssue, ...]
+
+    def needs_api_key(self, slug: str) -> bool:
+        """Whether clients of profile `slug` must send an API key (gateway-wide keys, or the profile's own)."""
+        spec = self.profiles.get(slug)
+        return bool(self.gateway.security.api_keys or (spec is not None and spec.api_keys))

@@ -117,7 +117,7 @@ def create_ui_app(gateway: Any, started_at: float | None = None) -> Quart:
             page = 1
         catalog = profile.catalog
         info = gateway.generation_info
-        key_env = DEFAULT_KEY_ENV if info is not None and _needs_key(info.snapshot, slug) else None
+        key_env = DEFAULT_KEY_ENV if info is not None and info.snapshot.needs_api_key(slug) else None
         url = f"{_base_url(gateway)}/mcp/{slug}"
         return await render_template(
             "profile.html",
@@ -249,11 +249,6 @@ def _profile_status(gateway: Any, slug: str, fallback: dict[str, Any]) -> dict[s
 
 def _oauth_servers(gateway: Any, slug: str) -> list[str]:
     return LiveView(gateway).oauth_servers(slug)
-
-
-def _needs_key(snapshot: Any, slug: str) -> bool:
-    spec = snapshot.profiles.get(slug)
-    return bool(snapshot.gateway.security.api_keys or (spec is not None and spec.api_keys))
 
 
 def _base_url(gateway: Any) -> str:
