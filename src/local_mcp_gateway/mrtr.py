@@ -100,7 +100,21 @@ class InputRound(Caller):
         self.ended = anyio.Event()
         """Set when the call is given up: questions still pending upstream are answered with an error then."""
         self.refusal: MCPError | None = None
+        self.progress: Callable[[float, float | None, str | None], Awaitable[None]] | None = None
+        """Where the call's progress goes now: the request being answered (the first, then each retry's)."""
         self._count = 0
+
+    def answering(self, ctx: Any, progress: Callable[[float, float | None, str | None], Awaitable[None]] | None) -> None:
+        """The request `ctx` now waits on this call: its questions are checked against that request's capabilities
+        and its progress and log messages go to it."""
+        self.session = ctx.session
+        self.request_id = ctx.request_id
+        self.progress = progress
+
+    async def relay_progress(self, progress: float, total: float | None, message: str | None) -> None:
+        """The upstream's progress, to the request waiting on the call; none waits between two rounds."""
+        if self.progress is not None:
+            await self.progress(progress, total, message)
 
     async def ask(self, request: types.ServerRequest, result_type: type[Any]) -> Any:
         if self.ended.is_set():
@@ -175,9 +189,17 @@ def _read_state(plaintext: str | None) -> tuple[dict[str, Any], list[str], str |
 
 
 async def run_round(
-    ctx: Any, params: Any, call: Callable[[Caller], Awaitable[dict[str, Any]]], held_calls: HeldCalls, tg: TaskGroup
+    ctx: Any,
+    params: Any,
+    call: Callable[[InputRound], Awaitable[dict[str, Any]]],
+    held_calls: HeldCalls,
+    tg: TaskGroup,
+    progress: Callable[[float, float | None, str | None], Awaitable[None]] | None = None,
 ) -> dict[str, Any] | types.InputRequiredResult:
-    """Run `call` for a 2026-07-28 request, translating upstream questions into `input_required` rounds."""
+    """Run `call` for a 2026-07-28 request, translating upstream questions into `input_required` rounds.
+
+    `progress` relays progress to this request; a held call's progress goes to whichever request waits on it
+    (`InputRound.relay_progress`)."""
     answers, asked_before, held_id = _read_state(params.request_state)
     responses = {
         key: value.model_dump(by_alias=True, mode="json", exclude_none=True) if hasattr(value, "model_dump") else value
@@ -190,10 +212,13 @@ async def run_round(
     if unasked:
         logger.debug("ignored inputResponses for questions that were not asked: %s", ", ".join(unasked))
     if held is not None:
+        held.round.answering(ctx, progress)
         held.round.give({key: value for key, value in responses.items() if key in held.round.pending})
     else:
         answers.update({key: value for key, value in responses.items() if key in asked_before})
-        held = held_calls.start(tg, InputRound(ctx.session, ctx.request_id, answers), call)
+        round_ = InputRound(ctx.session, ctx.request_id, answers)
+        round_.answering(ctx, progress)
+        held = held_calls.start(tg, round_, call)
 
     try:
         await settle(held, COLLECT_WINDOW)
@@ -211,6 +236,7 @@ async def run_round(
         held_calls.stop(held)
         raise round_.refusal
     held_calls.keep(held)
+    round_.progress = None  # this request ends with the round; the retry takes the call's progress
     state = {"answers": round_.answers, "asked": sorted(round_.asked), "held": held.id}
     return types.InputRequiredResult(
         input_requests={key: _input_request(value) for key, value in round_.asked.items()},

@@ -53,6 +53,18 @@ def post(url: str, method: str, params: dict[str, Any], *, name: str | None = No
     return {"status": response.status_code, **response.json()}
 
 
+def stream(url: str, tool: str, arguments: dict[str, Any], **extra: Any) -> list[dict[str, Any]]:
+    """Every message a 2026-07-28 `tools/call` is answered with: its notifications, then the response."""
+    params = {"name": tool, "arguments": arguments, "_meta": envelope(), **extra}
+    sent = {"Accept": "application/json, text/event-stream", "Mcp-Protocol-Version": MODERN,
+            "Mcp-Method": "tools/call", "Mcp-Name": tool}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
+    response = httpx2.post(url, headers=sent, json=body, timeout=30)
+    if not response.headers.get("content-type", "").startswith("text/event-stream"):
+        return [response.json()]
+    return [json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:")]
+
+
 def call(url: str, tool: str, arguments: dict[str, Any], **extra: Any) -> dict[str, Any]:
     params = {"name": tool, "arguments": arguments, "_meta": envelope(extra.pop("capabilities", None)), **extra}
     return post(url, "tools/call", params, name=tool)
@@ -117,6 +129,24 @@ async def test_a_round_trip_on_one_gateway_continues_the_upstream_call_it_held(e
     assert gateway.status()["profiles"]["p"]["held_calls"] == 0
     # Run once: both of its questions were answered, none was abandoned by a cancelled first run.
     assert result["content"][0]["text"].splitlines() == ["answered: accept", "answered: accept"]
+
+
+async def test_a_held_calls_progress_goes_to_the_retry_that_waits_on_it(echo_profile, gateway_factory):
+    url = gateway_factory(echo_profile.path).url("p")
+    first = stream(url, "ask_stubborn", {"question": "colour?"}, _meta={**envelope(), "progressToken": "first"})
+    assert [message.get("method") for message in first] == [None]  # no progress before the first answer
+    result = first[-1]["result"]
+    tokens = []
+    for number, token in ((1, "retry-1"), (2, "retry-2")):
+        answers = {key: {"action": "accept", "content": {"answer": "blue"}} for key in result["inputRequests"]}
+        messages = stream(url, "ask_stubborn", {"question": "colour?"}, inputResponses=answers,
+                          requestState=result["requestState"], _meta={**envelope(), "progressToken": token})
+        progress = [m["params"] for m in messages if m.get("method") == "notifications/progress"]
+        assert [(p["progress"], p.get("message")) for p in progress] == [(number, f"answer {number} of 2")]
+        tokens += [p["progressToken"] for p in progress]
+        result = messages[-1]["result"]
+    assert result["resultType"] == "complete"
+    assert tokens == ["retry-1", "retry-2"]  # each under the token of the request it reached, none dropped
 
 
 async def test_a_tampered_or_foreign_request_state_is_refused(echo_profile, gateway_factory):

@@ -166,9 +166,13 @@ class RequestHandlers:
                 return await pass_rounds_through(ctx, params, upstream, request, progress)
             return await answer_rounds(ctx, upstream, request, progress)
         if modern_caller:
-            result = await run_round(
-                ctx, params, lambda caller: upstream.request(request, caller, progress=progress), self.held_calls, self._tg
-            )
+
+            def start(round_: Any) -> Any:
+                # Progress is asked of the upstream when the first request asks for it; it goes to whichever
+                # request waits on the call (a held call's later rounds: the retry's).
+                return upstream.request(request, round_, progress=round_.relay_progress if progress else None)
+
+            result = await run_round(ctx, params, start, self.held_calls, self._tg, progress)
             return result if isinstance(result, types.InputRequiredResult) else _for_caller(ctx, result)
         return await upstream.request(request, Caller(ctx.session, ctx.request_id), progress=progress)
 
