@@ -137,20 +137,16 @@ async def stdio_transport(
 
     async def read_stdout() -> None:
         assert process.stdout is not None
-        buffer = bytearray()  # grown in place: a large message arriving in many chunks is copied once, not per chunk
+        buffer = b""
         try:
             async with read_writer:
                 async for chunk in process.stdout:
-                    end = chunk.rfind(b"\n")
-                    if end < 0:
-                        buffer += chunk
-                        if len(buffer) > MAX_LINE_BYTES:
-                            await read_writer.send(UpstreamError(f"{label}: a message exceeded {MAX_LINE_BYTES} bytes"))
-                            buffer.clear()
+                    buffer += chunk
+                    if len(buffer) > MAX_LINE_BYTES and b"\n" not in buffer:
+                        await read_writer.send(UpstreamError(f"{label}: a message exceeded {MAX_LINE_BYTES} bytes"))
+                        buffer = b""
                         continue
-                    buffer += chunk[:end]
-                    lines = bytes(buffer).split(b"\n")
-                    buffer[:] = chunk[end + 1 :]
+                    *lines, buffer = buffer.split(b"\n")
                     for line in lines:
                         if not line.strip():
                             continue
