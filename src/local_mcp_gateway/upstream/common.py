@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import mcp.types as types
-from anyio.abc import TaskGroup
+from anyio.abc import ObjectReceiveStream
 from mcp import ClientSession
 from mcp.server.session import ServerSession
 from mcp.shared.exceptions import MCPError
@@ -88,22 +88,28 @@ class UpstreamEvents(Protocol):
     async def log_message(self, upstream: Upstream, params: types.LoggingMessageNotificationParams) -> None: ...
 
 
-def watch_end(read: Any, closed: anyio.Event, tg: TaskGroup) -> Any:
-    """A read stream that sets `closed` when the transport's read stream ends (the server went away)."""
-    send, receive = anyio.create_memory_object_stream[Any](0)
+def watch_end(read: Any, closed: anyio.Event) -> Any:
+    """`read`, setting `closed` when the transport's read stream ends (the server went away)."""
+    return _WatchedEnd(read, closed)
 
-    async def pump() -> None:
+
+class _WatchedEnd(ObjectReceiveStream[Any]):
+    """A read stream passed through as it is, that sets an event when it ends (no task and no extra hand-over)."""
+
+    def __init__(self, read: Any, closed: anyio.Event) -> None:
+        self._read = read
+        self._closed = closed
+
+    async def receive(self) -> Any:
         try:
-            async with send:
-                async for item in read:
-                    await send.send(item)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            pass
-        finally:
-            closed.set()
+            return await self._read.receive()
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            self._closed.set()
+            raise anyio.EndOfStream from None
 
-    tg.start_soon(pump)
-    return receive
+    async def aclose(self) -> None:
+        self._closed.set()
+        await self._read.aclose()
 
 
 CALLER_CAPABILITIES: ContextVar[dict[str, Any] | None] = ContextVar("caller_capabilities", default=None)

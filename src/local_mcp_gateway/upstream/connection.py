@@ -243,7 +243,7 @@ class Upstream(ListingsKeeper, BackChannel, LoginWaits):
         )
         async with transport as (read, write), anyio.create_task_group() as tg:
             closed = anyio.Event()
-            session_read = watch_end(read, closed, tg)
+            session_read = watch_end(read, closed)
             async with ClientSession(
                 session_read,
                 write,

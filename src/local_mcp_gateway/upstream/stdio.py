@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import anyio
 import mcp.types as types
-from anyio.abc import Process
+from anyio.abc import ObjectSendStream, Process
 from anyio.streams.text import TextReceiveStream
 from mcp.shared.message import SessionMessage
 
@@ -106,6 +106,35 @@ async def stop_process_group(process: Process) -> None:
     logger.warning("stdio server process group %d is still alive after SIGKILL", pgid)
 
 
+class _StdinSender(ObjectSendStream[SessionMessage]):
+    """The write side of a stdio transport: each message is written to the child's stdin by the task sending it.
+
+    The pipe's own buffer orders the writes (a write is whole before `send` waits for the pipe to drain), so no
+    writer task and no extra hand-over per message are needed. A failed write ends the read side too: the
+    session sees the server gone.
+    """
+
+    def __init__(self, process: Process, read_writer: ObjectSendStream[SessionMessage | Exception]) -> None:
+        self._process = process
+        self._read_writer = read_writer
+        self._closed = False
+
+    async def send(self, item: SessionMessage) -> None:
+        if self._closed:
+            raise anyio.ClosedResourceError
+        assert self._process.stdin is not None
+        data = item.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n"
+        try:
+            await self._process.stdin.send(data.encode())
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
+            self._closed = True
+            await self._read_writer.aclose()
+            raise anyio.BrokenResourceError from exc
+
+    async def aclose(self) -> None:
+        self._closed = True
+
+
 @asynccontextmanager
 async def stdio_transport(
     command: str,
@@ -132,7 +161,7 @@ async def stdio_transport(
     if info is not None:
         info.pid = process.pid
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-    write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
+    write_stream = _StdinSender(process, read_writer)
     server_log = logging.getLogger(f"local_mcp_gateway.upstream.{label}")
 
     async def read_stdout() -> None:
@@ -169,20 +198,9 @@ async def stdio_transport(
                         if info is not None:
                             info.stderr_tail = (info.stderr_tail + [line])[-20:]
 
-    async def write_stdin() -> None:
-        assert process.stdin is not None
-        try:
-            async with write_reader:
-                async for message in write_reader:
-                    data = message.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n"
-                    await process.stdin.send(data.encode())
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
-            await read_writer.aclose()
-
     async with anyio.create_task_group() as tg:
         tg.start_soon(read_stdout)
         tg.start_soon(read_stderr)
-        tg.start_soon(write_stdin)
         try:
             yield read_stream, write_stream
         finally:
