@@ -25,7 +25,8 @@ from pathlib import Path
 import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from overhead import Plan, _start_gateway, measure, start_targets  # noqa: E402
+from _overhead_targets import start_gateway, start_targets  # noqa: E402
+from overhead import Plan, measure  # noqa: E402
 
 __all__ = ["main"]
 
@@ -52,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         targets.upstream_pids["gateway"] = targets.upstream_pids.pop("gateway-http")
         if args.baseline_src:
             env = {"PYTHONPATH": str(args.baseline_src.resolve() / "src")}
-            service, base = _start_gateway(services, workdir, "baseline", upstream_url, env=env)
+            service, base = start_gateway(services, workdir, "baseline", upstream_url, env=env)
             targets.urls["baseline"] = f"{base}/mcp/http"
             targets.hop_pids["baseline"] = [service.process.pid]
             targets.upstream_pids["baseline"] = targets.upstream_pids["gateway"]

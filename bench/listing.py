@@ -31,7 +31,8 @@ from typing import Any
 import httpx2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from overhead import PYTHON, _all_upstreams_ready, _child_environment, _spawn, _wait_http, cpu_seconds, free_port  # noqa: E402
+from _common import child_environment, cpu_seconds, free_port, spawn, wait_http  # noqa: E402
+from _overhead_targets import PYTHON, all_upstreams_ready  # noqa: E402
 
 __all__ = ["list_all", "main"]
 
@@ -115,14 +116,14 @@ def start_gateway(services: ExitStack, workdir: Path, name: str, tool_count: int
     server = {"command": PYTHON, "args": [str(LISTING_UPSTREAM), "--tools", str(tool_count)], "prefix": ""}
     (folder / "profiles" / "big.yaml").write_text(json.dumps({"servers": {"big": server}}) + "\n")
     port = free_port()
-    environment = _child_environment() | {"MCP_GATEWAY_HOST": "127.0.0.1", "MCP_GATEWAY_PORT": str(port)}
+    environment = child_environment() | {"MCP_GATEWAY_HOST": "127.0.0.1", "MCP_GATEWAY_PORT": str(port)}
     if src is not None:
         environment["PYTHONPATH"] = str(src / "src")
     argv = [PYTHON, "-m", "local_mcp_gateway", "run", "-c", str(folder / "gateway.yaml")]
-    service = _spawn(services, name, argv, workdir, env=environment)
+    service = spawn(services, name, argv, workdir, env=environment)
     base = f"http://127.0.0.1:{port}"
-    _wait_http(service, f"{base}/readyz")
-    _wait_http(service, f"{base}/status", _all_upstreams_ready)
+    wait_http(service, f"{base}/readyz")
+    wait_http(service, f"{base}/status", all_upstreams_ready)
     print(f"{name}: pid {service.process.pid}", file=sys.stderr)
     return f"{base}/mcp/big", service.process.pid
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import httpx2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from overhead import PYTHON, _child_environment, _spawn, _wait_http, free_port  # noqa: E402
+from _common import child_environment, free_port, spawn, wait_http  # noqa: E402
+from _overhead_targets import PYTHON  # noqa: E402
 
 __all__ = ["main", "rss_kb"]
 
@@ -50,13 +51,13 @@ def measure(services: ExitStack, workdir: Path, name: str, src: Path, settle: fl
     shutil.copy(src / "gateway.yaml.example", folder / "gateway.yaml.example")
     shutil.copytree(src / "profiles", folder / "profiles")
     port = free_port()
-    environment = _child_environment() | {"MCP_GATEWAY_HOST": "127.0.0.1", "MCP_GATEWAY_PORT": str(port)}
+    environment = child_environment() | {"MCP_GATEWAY_HOST": "127.0.0.1", "MCP_GATEWAY_PORT": str(port)}
     environment["PYTHONPATH"] = str(src / "src")
     argv = [PYTHON, "-m", "local_mcp_gateway", "run", "--config", "gateway.yaml.example"]
-    service = _spawn(services, name, argv, folder, env=environment)
+    service = spawn(services, name, argv, folder, env=environment)
     base = f"http://127.0.0.1:{port}"
-    _wait_http(service, f"{base}/readyz")
-    _wait_http(service, f"{base}/status", _settled)
+    wait_http(service, f"{base}/readyz")
+    wait_http(service, f"{base}/status", _settled)
     time.sleep(settle)
     return rss_kb(service.process.pid)
 
