@@ -12,9 +12,16 @@ from pydantic import ValidationError
 from local_mcp_gateway.errors import GatewayError
 from local_mcp_gateway.redact import redact_text
 
-__all__ = ["Handler", "reporting"]
+__all__ = ["Handler", "add_config_option", "reporting"]
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+def add_config_option(parser: argparse.ArgumentParser, *, dest: str = "config", metavar: str | None = None) -> None:
+    """`-c/--config`, the configuration file every command reads (see `EnvSettings.config_path`)."""
+    parser.add_argument(
+        "-c", "--config", dest=dest, metavar=metavar, help="gateway.yaml (default: $MCP_GATEWAY_CONFIG, else ./gateway.yaml)"
+    )
 
 
 def reporting(handler: Handler) -> Handler:

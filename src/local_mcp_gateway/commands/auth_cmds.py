@@ -26,7 +26,7 @@ from typing import Any
 import anyio
 import httpx2
 
-from local_mcp_gateway.commands import reporting
+from local_mcp_gateway.commands import add_config_option, reporting
 from local_mcp_gateway.config.load import load_snapshot
 from local_mcp_gateway.config.resolve import ResolvedServer, resolve_server
 from local_mcp_gateway.config.snapshot import ServerSpec, Snapshot
@@ -262,11 +262,6 @@ def run_logout(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------- wiring
 
 
-def _add_config(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-c", "--config", metavar="PATH",
-                        help="gateway.yaml (default: $MCP_GATEWAY_CONFIG, else ./gateway.yaml)")
-
-
 def register(subparsers: Any) -> None:
     """Add `auth login|status|logout` to the command line."""
     auth = subparsers.add_parser("auth", help="OAuth logins for remote servers with `oauth` settings",
@@ -282,19 +277,19 @@ def register(subparsers: Any) -> None:
                        help=f"how long to wait for the login (default {LOGIN_TIMEOUT:g})")
     login.add_argument("--no-browser", dest="browser", action="store_false",
                        help="only print the URL (default: also open it in this desktop's browser, if it has one)")
-    _add_config(login)
+    add_config_option(login, metavar="PATH")
     login.set_defaults(handler=run_login)
 
     status = actions.add_parser("status", help="which servers have tokens and when they expire",
                                 description="List the servers with `oauth` settings, whether tokens are stored, "
                                             "when the access token expires, and a pending login URL.")
     status.add_argument("--json", action="store_true", help="print JSON")
-    _add_config(status)
+    add_config_option(status, metavar="PATH")
     status.set_defaults(handler=run_status)
 
     logout = actions.add_parser("logout", help="revoke (RFC 7009, where offered) and delete a server's tokens",
                                 description="Revoke SERVER's tokens at its authorization server when it offers a "
                                             "revocation endpoint, and delete them from state/.")
     logout.add_argument("server", metavar="SERVER", help="a catalog server, or PROFILE/SERVER for an inline one")
-    _add_config(logout)
+    add_config_option(logout, metavar="PATH")
     logout.set_defaults(handler=run_logout)

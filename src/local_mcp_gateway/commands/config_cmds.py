@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from local_mcp_gateway.commands import add_config_option
 from local_mcp_gateway.config.load import load_snapshot
 from local_mcp_gateway.config.schema import check_schemas, write_schemas
 from local_mcp_gateway.errors import ConfigError, ConfigIssue
@@ -28,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description="Check YAML syntax, the schema, references (catalog names, ${secret:} files, ${env:} "
         "variables), profile names, globs and client-visible name clashes. Exit 0 when valid, 1 when not.",
     )
-    validate.add_argument("-c", "--config", help="gateway.yaml (default: $MCP_GATEWAY_CONFIG, else ./gateway.yaml)")
+    add_config_option(validate)
     validate.add_argument(
         "--format", choices=("text", "github", "json", "sarif"), default="text",
         help="text: file:line:col: path: message; github: workflow annotations; json: {valid, errors, warnings}; "

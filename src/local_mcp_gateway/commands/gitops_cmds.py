@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from local_mcp_gateway.commands import reporting
+from local_mcp_gateway.commands import add_config_option, reporting
 from local_mcp_gateway.errors import ConfigError, GatewayError
 from local_mcp_gateway.settings import EnvSettings
 
@@ -17,7 +17,6 @@ __all__ = ["register"]
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
-CONFIG_HELP = "gateway.yaml (default: $MCP_GATEWAY_CONFIG, else ./gateway.yaml)"
 
 
 def register(subparsers: Any) -> None:
@@ -30,7 +29,7 @@ def register(subparsers: Any) -> None:
     )
     plan.add_argument("--base", required=True, help="a folder, or a git ref (branch, tag, commit) of the config's repository")
     plan.add_argument("--head", help="a folder or git ref (default: the configuration given by -c)")
-    plan.add_argument("-c", "--config", help=CONFIG_HELP)
+    add_config_option(plan)
     plan.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     plan.add_argument("--live", action="store_true", help="connect to the upstreams of profiles that have no lock file")
     plan.set_defaults(handler=reporting(run_plan))
@@ -42,7 +41,7 @@ def register(subparsers: Any) -> None:
         "canonical JSON of every tool, prompt and resource template, and each server's name and version.",
     )
     lock.add_argument("profiles", nargs="*", metavar="PROFILE", help="profiles to lock (default: all)")
-    lock.add_argument("-c", "--config", help=CONFIG_HELP)
+    add_config_option(lock)
     lock.add_argument("--check", action="store_true", help="write nothing; exit 1 and name each drifted item")
     lock.set_defaults(handler=reporting(run_lock))
 
@@ -52,7 +51,7 @@ def register(subparsers: Any) -> None:
         description="Print the configuration as the gateway runs it; secrets stay ${secret:NAME} references.",
     )
     config.add_argument("profile", nargs="?", metavar="PROFILE", help="only this profile")
-    config.add_argument("-c", "--config", dest="config_path", help=CONFIG_HELP)
+    add_config_option(config, dest="config_path")
     config.add_argument("--format", choices=("yaml", "json"), default="yaml")
     config.set_defaults(handler=reporting(run_config))
 

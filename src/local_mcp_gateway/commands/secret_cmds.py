@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from local_mcp_gateway.commands import reporting
+from local_mcp_gateway.commands import add_config_option, reporting
 from local_mcp_gateway.config.gateway_models import GatewayConfig
 from local_mcp_gateway.config.issues import validation_issues
 from local_mcp_gateway.config.load import PROFILE_SUFFIXES, STATE_DIR_ENV
@@ -333,11 +333,6 @@ def run_rotate(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------- wiring
 
 
-def _add_config(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-c", "--config", metavar="PATH",
-                        help="gateway.yaml (default: $MCP_GATEWAY_CONFIG, else ./gateway.yaml)")
-
-
 def register(subparsers: Any) -> None:
     """Add `keygen` and `secret set|list|rotate` to the command line."""
     keygen = subparsers.add_parser(
@@ -347,7 +342,7 @@ def register(subparsers: Any) -> None:
                     "format.",
     )
     keygen.add_argument("--out", metavar="FILE", help="write the identity here (mode 0600) instead of printing it")
-    _add_config(keygen)
+    add_config_option(keygen, metavar="PATH")
     keygen.set_defaults(handler=run_keygen)
 
     secret = subparsers.add_parser("secret", help="add, list and re-encrypt secrets/*.age",
@@ -358,18 +353,18 @@ def register(subparsers: Any) -> None:
                               description="Read a value from standard input (one final newline is dropped) and "
                                           "write secrets/NAME.age encrypted to secrets.recipients. No key needed.")
     set_.add_argument("name", metavar="NAME")
-    _add_config(set_)
+    add_config_option(set_, metavar="PATH")
     set_.set_defaults(handler=run_set)
 
     list_ = actions.add_parser("list", help="show secrets, where they are used, and which are missing or unused",
                                description="List secrets/*.age and the ${secret:NAME} references; exit 1 when a "
                                            "referenced secret is missing.")
-    _add_config(list_)
+    add_config_option(list_, metavar="PATH")
     list_.set_defaults(handler=run_list)
 
     rotate = actions.add_parser("rotate", help="re-encrypt every secret and state file to the current recipients",
                                 description="With the key (MCP_GATEWAY_AGE_KEY or MCP_GATEWAY_AGE_KEY_FILE), "
                                             "re-encrypt secrets/*.age to secrets.recipients and state/ to the key "
                                             "plus secrets.recipients. All or nothing.")
-    _add_config(rotate)
+    add_config_option(rotate, metavar="PATH")
     rotate.set_defaults(handler=run_rotate)

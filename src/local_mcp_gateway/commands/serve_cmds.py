@@ -9,6 +9,7 @@ from typing import Any
 
 import anyio
 
+from local_mcp_gateway.commands import add_config_option
 from local_mcp_gateway.errors import GatewayError
 from local_mcp_gateway.settings import EnvSettings
 
@@ -17,12 +18,12 @@ __all__ = ["register"]
 
 def register(subparsers: Any) -> None:
     run = subparsers.add_parser("run", help="serve the profiles until SIGINT/SIGTERM (SIGHUP reloads)")
-    run.add_argument("-c", "--config", help="gateway.yaml (default: $MCP_GATEWAY_CONFIG, else ./gateway.yaml)")
+    add_config_option(run)
     run.set_defaults(handler=run_command)
 
     tools = subparsers.add_parser("tools", help="connect to a profile's servers and print the names clients see")
     tools.add_argument("profile", help="the profile's slug")
-    tools.add_argument("-c", "--config", help="gateway.yaml (default: $MCP_GATEWAY_CONFIG, else ./gateway.yaml)")
+    add_config_option(tools)
     tools.add_argument("--json", action="store_true", help="print JSON instead of a table")
     tools.set_defaults(handler=tools_command)
 

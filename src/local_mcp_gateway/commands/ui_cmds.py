@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import Any
 
-from local_mcp_gateway.commands import reporting
+from local_mcp_gateway.commands import add_config_option, reporting
 from local_mcp_gateway.errors import ConfigError, ConfigIssue
 from local_mcp_gateway.settings import EnvSettings
 
@@ -18,7 +18,6 @@ __all__ = ["profile_base_url", "register"]
 CLIENT_NAMES = ("claude-desktop", "claude-code", "cursor", "vscode", "inspector", "mcp-remote")
 EXPORT_FORMATS = ("markdown", "xml", "toon", "json")
 
-_CONFIG_HELP = "gateway.yaml (default: $MCP_GATEWAY_CONFIG, else ./gateway.yaml)"
 
 
 def register(subparsers: Any) -> None:
@@ -33,7 +32,7 @@ def register(subparsers: Any) -> None:
     config.add_argument("--client", required=True, choices=CLIENT_NAMES, help="which client")
     config.add_argument("--key-env", default=None, metavar="NAME",
                         help="environment variable holding the API key (default LOCAL_MCP_GATEWAY_KEY)")
-    config.add_argument("-c", "--config", help=_CONFIG_HELP)
+    add_config_option(config)
     config.set_defaults(handler=client_config_command)
 
     export = subparsers.add_parser(
@@ -45,7 +44,7 @@ def register(subparsers: Any) -> None:
     )
     export.add_argument("profile", help="the profile's slug")
     export.add_argument("--format", default="markdown", choices=EXPORT_FORMATS, help="output format (default markdown)")
-    export.add_argument("-c", "--config", help=_CONFIG_HELP)
+    add_config_option(export)
     export.set_defaults(handler=export_command)
 
 
