@@ -25,8 +25,9 @@ from mcp import ClientSession
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
 
+from tests.conformance.clients.token_memory import MemoryStorage
 from tests.conftest import REPO, free_port
 from tests.identity.conftest import IDENTITY_TESTS, Upstream, start_team_gateway
 
@@ -132,26 +133,6 @@ async def log_in(authorization_url: str, login: str) -> AuthorizationCodeResult:
                 fields.update(login=login, password="any password")
             response = await browser.post(urljoin(str(response.url), form["action"]), data=fields)
         raise AssertionError("the login did not come back to the redirect URI")
-
-
-class MemoryStorage:
-    """The SDK's `TokenStorage`, in memory: the test reads the token from here."""
-
-    def __init__(self) -> None:
-        self.tokens: OAuthToken | None = None
-        self.client: OAuthClientInformationFull | None = None
-
-    async def get_tokens(self) -> OAuthToken | None:
-        return self.tokens
-
-    async def set_tokens(self, tokens: OAuthToken) -> None:
-        self.tokens = tokens
-
-    async def get_client_info(self) -> OAuthClientInformationFull | None:
-        return self.client
-
-    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        self.client = client_info
 
 
 async def test_the_sdk_client_logs_in_from_the_401_and_sees_its_own_tools(
