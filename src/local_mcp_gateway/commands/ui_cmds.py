@@ -19,7 +19,6 @@ CLIENT_NAMES = ("claude-desktop", "claude-code", "cursor", "vscode", "inspector"
 EXPORT_FORMATS = ("markdown", "xml", "toon", "json")
 
 
-
 def register(subparsers: Any) -> None:
     config = subparsers.add_parser(
         "client-config",
