@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from mcp.server.session import ServerSession
+from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
 from local_mcp_gateway.held import HeldCalls, settle
@@ -100,11 +101,11 @@ class InputRound(Caller):
         self.ended = anyio.Event()
         """Set when the call is given up: questions still pending upstream are answered with an error then."""
         self.refusal: MCPError | None = None
-        self.progress: Callable[[float, float | None, str | None], Awaitable[None]] | None = None
+        self.progress: ProgressFnT | None = None
         """Where the call's progress goes now: the request being answered (the first, then each retry's)."""
         self._count = 0
 
-    def answering(self, ctx: Any, progress: Callable[[float, float | None, str | None], Awaitable[None]] | None) -> None:
+    def answering(self, ctx: Any, progress: ProgressFnT | None) -> None:
         """The request `ctx` now waits on this call: its questions are checked against that request's capabilities
         and its progress and log messages go to it."""
         self.session = ctx.session
@@ -194,7 +195,7 @@ async def run_round(
     call: Callable[[InputRound], Awaitable[dict[str, Any]]],
     held_calls: HeldCalls,
     tg: TaskGroup,
-    progress: Callable[[float, float | None, str | None], Awaitable[None]] | None = None,
+    progress: ProgressFnT | None = None,
 ) -> dict[str, Any] | types.InputRequiredResult:
     """Run `call` for a 2026-07-28 request, translating upstream questions into `input_required` rounds.
 

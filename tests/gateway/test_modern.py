@@ -29,9 +29,9 @@ def envelope(capabilities: dict[str, Any] | None = None) -> dict[str, Any]:
     }
 
 
-def post(url: str, method: str, params: dict[str, Any], *, name: str | None = None, headers: dict[str, str] | None = None,
-         request_id: int = 1) -> dict[str, Any]:
-    """One 2026-07-28 request over plain HTTP; returns the JSON-RPC response object (SSE or JSON body)."""
+def send(url: str, method: str, params: dict[str, Any], *, name: str | None = None,
+         headers: dict[str, str] | None = None, request_id: int = 1) -> httpx2.Response:
+    """One 2026-07-28 request over plain HTTP."""
     sent = {
         "Accept": "application/json, text/event-stream",
         "Content-Type": "application/json",
@@ -42,13 +42,21 @@ def post(url: str, method: str, params: dict[str, Any], *, name: str | None = No
         sent["Mcp-Name"] = name
     sent.update(headers or {})
     body = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
-    response = httpx2.post(url, headers=sent, json=body, timeout=30)
+    return httpx2.post(url, headers=sent, json=body, timeout=30)
+
+
+def _events(response: httpx2.Response) -> list[dict[str, Any]]:
+    return [json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:")]
+
+
+def post(url: str, method: str, params: dict[str, Any], *, name: str | None = None, headers: dict[str, str] | None = None,
+         request_id: int = 1) -> dict[str, Any]:
+    """One 2026-07-28 request over plain HTTP; returns the JSON-RPC response object (SSE or JSON body)."""
+    response = send(url, method, params, name=name, headers=headers, request_id=request_id)
     if response.headers.get("content-type", "").startswith("text/event-stream"):
-        for line in response.text.splitlines():
-            if line.startswith("data:"):
-                message = json.loads(line[5:])
-                if message.get("id") == request_id:
-                    return message
+        for message in _events(response):
+            if message.get("id") == request_id:
+                return message
         raise AssertionError(f"no response in the stream: {response.text!r}")
     return {"status": response.status_code, **response.json()}
 
@@ -56,13 +64,10 @@ def post(url: str, method: str, params: dict[str, Any], *, name: str | None = No
 def stream(url: str, tool: str, arguments: dict[str, Any], **extra: Any) -> list[dict[str, Any]]:
     """Every message a 2026-07-28 `tools/call` is answered with: its notifications, then the response."""
     params = {"name": tool, "arguments": arguments, "_meta": envelope(), **extra}
-    sent = {"Accept": "application/json, text/event-stream", "Mcp-Protocol-Version": MODERN,
-            "Mcp-Method": "tools/call", "Mcp-Name": tool}
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
-    response = httpx2.post(url, headers=sent, json=body, timeout=30)
+    response = send(url, "tools/call", params, name=tool)
     if not response.headers.get("content-type", "").startswith("text/event-stream"):
         return [response.json()]
-    return [json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:")]
+    return _events(response)
 
 
 def call(url: str, tool: str, arguments: dict[str, Any], **extra: Any) -> dict[str, Any]:
